@@ -1,0 +1,31 @@
+# initsweep: the README's commands. Every target sets up .venv first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench lint clean
+
+venv: $(STAMP)
+
+# Re-install when the package metadata changes; torch + torchvision resolve together (~5 GB once).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/initsweep-train
+
+test: venv
+	$(BIN)/pytest
+
+bench: venv
+	$(BIN)/python scripts/bench.py
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf outputs/* multirun .pytest_cache

@@ -1,0 +1,1 @@
+"""initsweep: how initialization changes training."""

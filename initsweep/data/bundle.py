@@ -1,0 +1,51 @@
+"""DataBundle: what a job trains on, plus the statistics the bias rules need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+TASKS = ("multiclass", "binary", "regression")
+
+
+@dataclass
+class DataBundle:
+    """Train/val tensors and task facts. Targets: class indices (multiclass), 0/1 floats
+    (binary) or floats (regression), all of shape ``[N]``."""
+
+    name: str
+    task: str
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    num_classes: int | None = None  # multiclass only
+
+    def __post_init__(self) -> None:
+        assert self.task in TASKS, self.task
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_outputs(self) -> int:
+        """Units of the output layer: C for softmax, 1 for a sigmoid or a regression head."""
+        return self.num_classes if self.task == "multiclass" else 1
+
+    @property
+    def class_prior(self) -> Tensor | None:
+        """Class frequencies of the training split ([C]), or the positive rate ([1]) for binary."""
+        if self.task == "multiclass":
+            counts = torch.bincount(self.y_train.long(), minlength=self.num_classes)
+            return counts.double() / counts.sum()
+        if self.task == "binary":
+            return self.y_train.double().mean().reshape(1)
+        return None
+
+    def to(self, device: torch.device | str) -> DataBundle:
+        """The same bundle with every tensor on ``device`` (in-memory data lives on the device)."""
+        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val")}
+        return DataBundle(self.name, self.task, num_classes=self.num_classes, **moved)

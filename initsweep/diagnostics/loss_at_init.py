@@ -1,0 +1,33 @@
+"""Loss at init: what theory expects from the output bias, next to what each copy measures.
+
+With the output layer's weights at zero, a network predicts its output bias b for every input,
+so the expected loss at init is exactly the loss of the constant prediction b on the training
+targets: ln C for a zero softmax bias, H(prior) for the prior bias, Var(y) for MSE at the mean.
+Random output weights add to it; that excess is reported as a diagnostic, not a failure.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from initsweep.data import DataBundle
+from initsweep.train.metrics import loss_fn
+
+
+def output_bias(model: nn.Module) -> torch.Tensor:
+    """The output layer's bias (zeros when the layer has none)."""
+    layer = model.get_submodule(model.output_layer)
+    if getattr(layer, "bias", None) is None:
+        return torch.zeros(layer.weight.shape[0])
+    return layer.bias.detach()
+
+
+@torch.no_grad()
+def expected_loss(
+    model: nn.Module, bundle: DataBundle, loss: str, huber_delta: float = 1.0
+) -> float:
+    """Loss of predicting the output bias for every training sample."""
+    b = output_bias(model).double().cpu()
+    y = bundle.y_train.cpu()
+    return float(loss_fn(loss, huber_delta)(b.expand(len(y), -1), y))

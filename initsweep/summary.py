@@ -1,0 +1,52 @@
+"""A job's summary: per-seed finals, the aggregate over seeds, the objective, and a table."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from initsweep.train.loop import CopyState
+from initsweep.train.metrics import direction
+
+
+def aggregate(values: list[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (ddof=1; 0 for one value) and count of finite values."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return {"mean": math.nan, "std": math.nan, "n": 0}
+    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return {"mean": statistics.fmean(vals), "std": std, "n": len(vals)}
+
+
+def summarize(copies: list[CopyState], objective: str) -> dict:
+    """Per-seed finals and their aggregate over the seeds that did not diverge."""
+    live = [c for c in copies if c.diverged_step is None]
+    keys = sorted({k for c in copies for k in c.final})
+    agg = {k: aggregate([c.final.get(k, math.nan) for c in live]) for k in keys}
+    value = agg.get(objective, {"mean": math.nan})["mean"]
+    return {
+        "status": "finished",
+        "objective": {"metric": objective, "direction": direction(objective), "value": value},
+        "seeds": [
+            {
+                "seed": c.seed,
+                "diverged": c.diverged_step is not None,
+                "diverged_step": c.diverged_step,
+                "metrics": c.final,
+            }
+            for c in copies
+        ],
+        "n_diverged": len(copies) - len(live),
+        "aggregate": agg,
+    }
+
+
+def format_table(agg: dict[str, dict[str, float]], title: str = "") -> str:
+    """A small fixed-width table: metric | mean ± std | n."""
+    rows = [(k, f"{v['mean']:.4f} ± {v['std']:.4f}", str(v["n"])) for k, v in agg.items()]
+    header = ("metric", "mean ± std", "n")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False))  # noqa: E731
+    out = [title] if title else []
+    out += [line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]
+    return "\n".join(out)

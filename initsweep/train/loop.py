@@ -1,0 +1,126 @@
+"""The training loop: every copy of the population sees the same batches in the same order.
+
+One readable loop (nanoGPT style): evaluate at step 0 (the loss at init), then epochs of shared
+batches. The hot path keeps losses on the device; the host reads them once per log interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from initsweep.data import DataBundle
+from initsweep.train.metrics import evaluate
+
+
+@dataclass
+class LoopConfig:
+    epochs: int
+    batch_size: int
+    data_seed: int
+    log_every: int  # steps between train/loss points (each one host sync)
+    loss: str
+    huber_delta: float = 1.0
+    eval_batch_size: int = 4096
+    progress: bool = True
+
+
+@dataclass
+class CopyState:
+    """What the loop knows of one copy: its seed, last metrics, and when it diverged."""
+
+    seed: int
+    final: dict[str, float] = field(default_factory=dict)
+    diverged_step: int | None = None
+
+
+def batch_order(n: int, data_seed: int, epoch: int) -> torch.Tensor:
+    """The shared sample order of one epoch: a permutation seeded from (data_seed, epoch)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(data_seed * 100_003 + epoch))
+
+
+def eval_split(pop, x, y, bundle: DataBundle, cfg: LoopConfig) -> list[dict[str, float]]:
+    """Per-copy metrics on one split, read to the host once."""
+    outputs = pop.predict(x, cfg.eval_batch_size)
+    per_copy = [evaluate(o, y, bundle.task, cfg.loss, cfg.huber_delta) for o in outputs]
+    keys = list(per_copy[0])
+    values = torch.stack([torch.stack([m[k].double() for k in keys]) for m in per_copy]).tolist()
+    return [dict(zip(keys, row, strict=False)) for row in values]
+
+
+def fit(
+    pop, bundle: DataBundle, cfg: LoopConfig, tracker, copies: list[CopyState]
+) -> list[CopyState]:
+    """Train every copy of ``pop`` for ``cfg.epochs``; log through ``tracker``; return the copies."""
+    n = len(bundle.x_train)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    step = 0
+
+    def log_eval(epoch: int, splits: tuple[str, ...]) -> None:
+        data = {"train": (bundle.x_train, bundle.y_train), "val": (bundle.x_val, bundle.y_val)}
+        rows = [{} for _ in copies]
+        for split in splits:
+            for row, metrics in zip(
+                rows, eval_split(pop, *data[split], bundle, cfg), strict=False
+            ):
+                row.update({f"{split}/{k}": v for k, v in metrics.items()})
+        for c, row in zip(copies, rows, strict=False):
+            if epoch > 0 and c.diverged_step is None:
+                c.final.update(row)
+        tracker.log_metrics(
+            [
+                {"seed": c.seed, "step": step, "epoch": epoch, **row}
+                for c, row in zip(copies, rows, strict=False)
+            ]
+        )
+
+    # --- step 0: the loss at init, before any update
+    log_eval(0, ("train", "val"))
+    bar = tqdm(
+        total=cfg.epochs * steps_per_epoch,
+        desc=f"train {len(copies)} seeds",
+        unit="step",
+        disable=not cfg.progress,
+    )
+    for epoch in range(1, cfg.epochs + 1):
+        order = batch_order(n, cfg.data_seed, epoch).to(bundle.x_train.device)
+        loss_sum = torch.zeros(len(copies), device=bundle.x_train.device)
+        since_log = 0
+        for j in range(steps_per_epoch):
+            idx = order[j * cfg.batch_size : (j + 1) * cfg.batch_size]
+            loss_sum += pop.train_step(bundle.x_train[idx], bundle.y_train[idx])
+            step += 1
+            since_log += 1
+            bar.update()
+            if step % cfg.log_every == 0 or j == steps_per_epoch - 1:
+                # --- host sync: once per log interval
+                log_train(pop, copies, (loss_sum / since_log).tolist(), step, epoch, tracker, bar)
+                loss_sum.zero_()
+                since_log = 0
+        log_eval(epoch, ("val",))
+    bar.close()
+    return copies
+
+
+def log_train(pop, copies, losses: list[float], step: int, epoch: int, tracker, bar) -> None:
+    """Log the interval's mean train loss per copy; freeze copies whose loss or weights blew up."""
+    finite = pop.parameters_finite().tolist()
+    records = []
+    for i, (c, loss) in enumerate(zip(copies, losses, strict=False)):
+        if c.diverged_step is not None:
+            continue
+        if not (math.isfinite(loss) and finite[i]):
+            c.diverged_step = step
+            pop.freeze(i)
+            tqdm.write(
+                f"seed {c.seed} diverged at step {step} (train loss {loss}); frozen, the others go on"
+            )
+        c.final["train/loss"] = loss
+        records.append({"seed": c.seed, "step": step, "epoch": epoch, "train/loss": loss})
+    tracker.log_metrics(records)
+    live = [loss for c, loss in zip(copies, losses, strict=False) if c.diverged_step is None]
+    if live:
+        bar.set_postfix(loss=f"{sum(live) / len(live):.4f}")
