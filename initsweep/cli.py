@@ -17,12 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from initsweep.config import register_configs, validate
-from initsweep.diagnostics import expected_loss
+from initsweep.diagnostics import step0_report
 from initsweep.errors import ConfigError
 from initsweep.init import BiasContext, initialize, param_generator
 from initsweep.summary import format_table, summarize
 from initsweep.track import FilesTracker, Trackers
-from initsweep.train.loop import CopyState, LoopConfig, eval_split, fit
+from initsweep.train.loop import CopyState, LoopConfig, fit
 from initsweep.train.metrics import METRIC_KEYS, loss_fn, resolve_loss
 from initsweep.train.population import SequentialPopulation
 
@@ -54,21 +54,8 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def run(cfg: DictConfig) -> float:
-    """Train one model copy per seed and return the objective (mean over seeds)."""
-    validate(cfg)
-    out = Path(cfg.paths.output_dir)
-    device = resolve_device(cfg.trainer.device)
-    t = cfg.trainer
-
-    # --- data and models
-    bundle = build(cfg.dataset)
-    if cfg.objective not in METRIC_KEYS[bundle.task]:
-        raise ConfigError(
-            f"objective={cfg.objective!r} is not logged for a {bundle.task} task; "
-            f"use one of {', '.join(sorted(METRIC_KEYS[bundle.task]))}"
-        )
-    loss = resolve_loss(bundle.task, t.loss)
+def build_models(cfg: DictConfig, bundle, loss: str) -> tuple[list, list]:
+    """One initialised model per seed (drawn on the CPU) and each one's init assignment."""
     make_model = build(cfg.model)
     init_cfg = OmegaConf.to_container(cfg.init, resolve=True)
     bias_cfg = OmegaConf.to_container(cfg.bias, resolve=True)
@@ -78,44 +65,49 @@ def run(cfg: DictConfig) -> float:
         model = make_model(input_shape=bundle.input_shape, out_features=bundle.num_outputs)
         assignments.append(initialize(model, init_cfg, bias_cfg, ctx, seed))
         models.append(model)
+    return models, assignments
+
+
+def loop_config(t: DictConfig, loss: str) -> LoopConfig:
+    return LoopConfig(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        data_seed=t.data_seed,
+        log_every=t.log_every,
+        loss=loss,
+        huber_delta=t.huber_delta,
+        eval_batch_size=t.eval_batch_size,
+        progress=t.progress,
+    )
+
+
+def run(cfg: DictConfig) -> float:
+    """Train one model copy per seed and return the objective (mean over seeds)."""
+    validate(cfg)
+    out = Path(cfg.paths.output_dir)
+    device = resolve_device(cfg.trainer.device)
+
+    # --- data, models, init
+    bundle = build(cfg.dataset)
+    if cfg.objective not in METRIC_KEYS[bundle.task]:
+        allowed = ", ".join(sorted(METRIC_KEYS[bundle.task]))
+        raise ConfigError(
+            f"objective={cfg.objective!r} is not logged for a {bundle.task} task; use one of {allowed}"
+        )
+    loss = resolve_loss(bundle.task, cfg.trainer.loss)
+    models, assignments = build_models(cfg, bundle, loss)
     bundle = bundle.to(device)
-    models = [m.to(device) for m in models]
     pop = SequentialPopulation(
-        models,
+        [m.to(device) for m in models],
         build(cfg.optimizer),
-        loss_fn(loss, t.huber_delta),
+        loss_fn(loss, cfg.trainer.huber_delta),
         dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in cfg.seeds],
     )
-    loop_cfg = LoopConfig(
-        t.epochs,
-        t.batch_size,
-        t.data_seed,
-        t.log_every,
-        loss,
-        t.huber_delta,
-        t.eval_batch_size,
-        t.progress,
-    )
+    loop_cfg = loop_config(cfg.trainer, loss)
 
     # --- step-0 diagnostics: the loss at init against theory
     tracker = Trackers([FilesTracker(out)])
-    measured = eval_split(pop, bundle.x_train, bundle.y_train, bundle, loop_cfg)
-    tracker.log_init(
-        {
-            "loss": loss,
-            "task": bundle.task,
-            "seeds": [
-                {
-                    "seed": s,
-                    "expected_loss": (exp := expected_loss(m, bundle, loss, t.huber_delta)),
-                    "measured_loss": meas["loss"],
-                    "excess": meas["loss"] - exp,
-                    "assignment": a,
-                }
-                for s, m, meas, a in zip(cfg.seeds, models, measured, assignments, strict=False)
-            ],
-        }
-    )
+    tracker.log_init(step0_report(pop, bundle, loop_cfg, list(cfg.seeds), assignments))
 
     # --- train
     copies = fit(pop, bundle, loop_cfg, tracker, [CopyState(s) for s in cfg.seeds])

@@ -46,7 +46,7 @@ def format_table(agg: dict[str, dict[str, float]], title: str = "") -> str:
     rows = [(k, f"{v['mean']:.4f} ± {v['std']:.4f}", str(v["n"])) for k, v in agg.items()]
     header = ("metric", "mean ± std", "n")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False))  # noqa: E731
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
     out = [title] if title else []
     out += [line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]
     return "\n".join(out)

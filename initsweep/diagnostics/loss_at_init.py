@@ -31,3 +31,23 @@ def expected_loss(
     b = output_bias(model).double().cpu()
     y = bundle.y_train.cpu()
     return float(loss_fn(loss, huber_delta)(b.expand(len(y), -1), y))
+
+
+def step0_report(pop, bundle: DataBundle, cfg, seeds: list[int], assignments: list) -> dict:
+    """``init.json``: per seed, the expected loss at init, the measured one, and the assignment."""
+    from initsweep.train.loop import eval_split
+
+    measured = eval_split(pop, bundle.x_train, bundle.y_train, bundle, cfg)
+    rows = []
+    for i, (seed, meas, assignment) in enumerate(zip(seeds, measured, assignments)):
+        expected = expected_loss(pop.module(i), bundle, cfg.loss, cfg.huber_delta)
+        rows.append(
+            {
+                "seed": seed,
+                "expected_loss": expected,
+                "measured_loss": meas["loss"],
+                "excess": meas["loss"] - expected,  # from random output weights: a diagnostic
+                "assignment": assignment,
+            }
+        )
+    return {"loss": cfg.loss, "task": bundle.task, "seeds": rows}

@@ -7,6 +7,7 @@ batches. The hot path keeps losses on the device; the host reads them once per l
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -48,44 +49,53 @@ def eval_split(pop, x, y, bundle: DataBundle, cfg: LoopConfig) -> list[dict[str,
     per_copy = [evaluate(o, y, bundle.task, cfg.loss, cfg.huber_delta) for o in outputs]
     keys = list(per_copy[0])
     values = torch.stack([torch.stack([m[k].double() for k in keys]) for m in per_copy]).tolist()
-    return [dict(zip(keys, row, strict=False)) for row in values]
+    return [dict(zip(keys, row)) for row in values]
 
 
 def fit(
-    pop, bundle: DataBundle, cfg: LoopConfig, tracker, copies: list[CopyState]
+    pop,
+    bundle: DataBundle,
+    cfg: LoopConfig,
+    tracker,
+    copies: list[CopyState],
+    hooks: Sequence = (),
+    start_epoch: int = 1,
+    step: int = 0,
 ) -> list[CopyState]:
-    """Train every copy of ``pop`` for ``cfg.epochs``; log through ``tracker``; return the copies."""
+    """Train every copy of ``pop`` for ``cfg.epochs``; log through ``tracker``; return the copies.
+
+    ``tracker.log_model(step, epoch, pop)`` runs at step 0 and after each epoch (histograms);
+    each hook's ``on_epoch_end(epoch, step, pop, copies)`` runs after each epoch's evaluation
+    (checkpoints, pruning). ``start_epoch``/``step`` resume a job from a checkpoint.
+    """
     n = len(bundle.x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    step = 0
 
     def log_eval(epoch: int, splits: tuple[str, ...]) -> None:
         data = {"train": (bundle.x_train, bundle.y_train), "val": (bundle.x_val, bundle.y_val)}
         rows = [{} for _ in copies]
         for split in splits:
-            for row, metrics in zip(
-                rows, eval_split(pop, *data[split], bundle, cfg), strict=False
-            ):
+            for row, metrics in zip(rows, eval_split(pop, *data[split], bundle, cfg)):
                 row.update({f"{split}/{k}": v for k, v in metrics.items()})
-        for c, row in zip(copies, rows, strict=False):
+        for c, row in zip(copies, rows):
             if epoch > 0 and c.diverged_step is None:
                 c.final.update(row)
         tracker.log_metrics(
-            [
-                {"seed": c.seed, "step": step, "epoch": epoch, **row}
-                for c, row in zip(copies, rows, strict=False)
-            ]
+            [{"seed": c.seed, "step": step, "epoch": epoch, **row} for c, row in zip(copies, rows)]
         )
 
     # --- step 0: the loss at init, before any update
-    log_eval(0, ("train", "val"))
+    if start_epoch == 1:
+        log_eval(0, ("train", "val"))
+        tracker.log_model(step, 0, pop)
     bar = tqdm(
         total=cfg.epochs * steps_per_epoch,
         desc=f"train {len(copies)} seeds",
         unit="step",
         disable=not cfg.progress,
     )
-    for epoch in range(1, cfg.epochs + 1):
+    bar.update((start_epoch - 1) * steps_per_epoch)
+    for epoch in range(start_epoch, cfg.epochs + 1):
         order = batch_order(n, cfg.data_seed, epoch).to(bundle.x_train.device)
         loss_sum = torch.zeros(len(copies), device=bundle.x_train.device)
         since_log = 0
@@ -101,6 +111,9 @@ def fit(
                 loss_sum.zero_()
                 since_log = 0
         log_eval(epoch, ("val",))
+        tracker.log_model(step, epoch, pop)
+        for hook in hooks:
+            hook.on_epoch_end(epoch, step, pop, copies)
     bar.close()
     return copies
 
@@ -109,7 +122,7 @@ def log_train(pop, copies, losses: list[float], step: int, epoch: int, tracker, 
     """Log the interval's mean train loss per copy; freeze copies whose loss or weights blew up."""
     finite = pop.parameters_finite().tolist()
     records = []
-    for i, (c, loss) in enumerate(zip(copies, losses, strict=False)):
+    for i, (c, loss) in enumerate(zip(copies, losses)):
         if c.diverged_step is not None:
             continue
         if not (math.isfinite(loss) and finite[i]):
@@ -121,6 +134,6 @@ def log_train(pop, copies, losses: list[float], step: int, epoch: int, tracker, 
         c.final["train/loss"] = loss
         records.append({"seed": c.seed, "step": step, "epoch": epoch, "train/loss": loss})
     tracker.log_metrics(records)
-    live = [loss for c, loss in zip(copies, losses, strict=False) if c.diverged_step is None]
+    live = [loss for c, loss in zip(copies, losses) if c.diverged_step is None]
     if live:
         bar.set_postfix(loss=f"{sum(live) / len(live):.4f}")

@@ -1,8 +1,9 @@
 """A population: M copies of one model that differ only in their initial weights (and dropout).
 
-``SequentialPopulation`` steps the copies one after another. Every strategy offers the same three
-calls to the loop: ``train_step`` (one update of every active copy on one shared batch),
-``predict`` (outputs of every copy, eval mode) and ``freeze`` (stop updating a diverged copy).
+``SequentialPopulation`` steps the copies one after another. Every strategy offers the same calls:
+``train_step`` (one update of every active copy on one shared batch), ``predict`` (outputs of
+every copy, eval mode), ``parameters_finite``, ``freeze`` (stop updating a diverged copy) and
+``module(i)`` (copy i as a plain ``nn.Module``, for diagnostics and histograms).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class SequentialPopulation:
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         """One update of every active copy; returns the batch losses ``[M]`` (on the device)."""
         losses = []
-        for i, (model, opt) in enumerate(zip(self.models, self.optimizers, strict=False)):
+        for i, (model, opt) in enumerate(zip(self.models, self.optimizers)):
             if not self.active[i]:
                 losses.append(torch.full((), float("nan"), device=x.device))
                 continue
@@ -93,6 +94,10 @@ class SequentialPopulation:
         return torch.stack(
             [torch.stack([p.isfinite().all() for p in m.parameters()]).all() for m in self.models]
         )
+
+    def module(self, i: int) -> nn.Module:
+        """Copy ``i`` as a plain ``nn.Module`` (for diagnostics, histograms, checkpoints)."""
+        return self.models[i]
 
     def freeze(self, i: int) -> None:
         """Stop updating copy ``i`` (it diverged); the others go on."""
