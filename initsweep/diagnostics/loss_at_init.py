@@ -12,7 +12,10 @@ import torch
 from torch import nn
 
 from initsweep.data import DataBundle
+from initsweep.diagnostics.layers import layer_report
 from initsweep.train.metrics import loss_fn
+
+DIAG_BATCH = 256  # training samples of the per-layer diagnostics batch (step 0 only)
 
 
 def output_bias(model: nn.Module) -> torch.Tensor:
@@ -33,14 +36,25 @@ def expected_loss(
     return float(loss_fn(loss, huber_delta)(b.expand(len(y), -1), y))
 
 
+def diagnostic_batch(bundle: DataBundle, data_seed: int, size: int = DIAG_BATCH):
+    """The fixed training batch the per-layer diagnostics use: the same for every seed."""
+    n = len(bundle.x_train)
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(data_seed))[: min(size, n)]
+    idx = idx.to(bundle.x_train.device)
+    return bundle.x_train[idx], bundle.y_train[idx]
+
+
 def step0_report(pop, bundle: DataBundle, cfg, seeds: list[int], assignments: list) -> dict:
-    """``init.json``: per seed, the expected loss at init, the measured one, and the assignment."""
+    """``init.json``: per seed, the expected and measured loss at init, the assignment, and the
+    per-layer diagnostics (:func:`~initsweep.diagnostics.layers.layer_report`)."""
     from initsweep.train.loop import eval_split
 
     measured = eval_split(pop, bundle.x_train, bundle.y_train, bundle, cfg)
+    x, y = diagnostic_batch(bundle, cfg.data_seed)
     rows = []
     for i, (seed, meas, assignment) in enumerate(zip(seeds, measured, assignments)):
-        expected = expected_loss(pop.module(i), bundle, cfg.loss, cfg.huber_delta)
+        model = pop.module(i)
+        expected = expected_loss(model, bundle, cfg.loss, cfg.huber_delta)
         rows.append(
             {
                 "seed": seed,
@@ -48,6 +62,7 @@ def step0_report(pop, bundle: DataBundle, cfg, seeds: list[int], assignments: li
                 "measured_loss": meas["loss"],
                 "excess": meas["loss"] - expected,  # from random output weights: a diagnostic
                 "assignment": assignment,
+                "layers": layer_report(model, x, y, cfg.loss, cfg.huber_delta, assignment),
             }
         )
     return {"loss": cfg.loss, "task": bundle.task, "seeds": rows}

@@ -1,0 +1,155 @@
+r"""Per-layer diagnostics at step 0: weights against theory, signal propagation, gradients, symmetry.
+
+For every weight (≥ 2 dims) of one model copy, on one fixed batch of training data:
+
+- weight mean/std/min/max (population std) and the scheme's theoretical std;
+- pre-activation mean/std: the output of each Linear/Conv layer (forward hooks), the signal that
+  vanishes or explodes with depth;
+- ``dead_frac``: with ReLU, the fraction of units (channels) never positive on the batch;
+  ``saturated_frac``: with tanh, the fraction of outputs with :math:`|\tanh z| > 0.99` (sigmoid:
+  outside (0.01, 0.99)). Neither is given for the output layer (no activation follows it);
+- ``grad_norm``: :math:`\lVert \partial L / \partial W \rVert_2` after one backward pass;
+- the symmetry monitor (why zeros/ones fail): ``effective_rank`` = exp of the entropy of the
+  normalised singular values (Roy & Vetterli 2007; 0 for an all-zero matrix) and ``mean_cosine``,
+  the mean pairwise cosine of the rows (a unit's incoming weights; None with < 2 non-zero rows).
+
+Runs eval mode (no dropout) with ``torch.autograd.grad``, so no ``.grad`` is left behind and no
+random state is consumed: the step-0 diagnostics cannot change training.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from initsweep.init.registry import scheme_params, theoretical_moments
+from initsweep.train.metrics import loss_fn
+
+HOOKED = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+def _num(x: float | Tensor | None) -> float | None:
+    """A JSON-safe float: NaN and inf (no valid JSON) become None."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def effective_rank(w: Tensor) -> float:
+    """exp(H(p)), p = σ / Σσ the normalised singular values of ``w`` flattened to rows (Roy & Vetterli 2007)."""
+    s = torch.linalg.svdvals(w.detach().reshape(w.shape[0], -1).double().cpu())
+    if s.sum() <= 0:
+        return 0.0
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def mean_cosine(w: Tensor) -> float | None:
+    """Mean cosine over pairs of distinct non-zero rows (a unit's incoming weights)."""
+    rows = w.detach().reshape(w.shape[0], -1).double().cpu()
+    rows = rows[rows.norm(dim=1) > 0]
+    n = rows.shape[0]
+    if n < 2:
+        return None
+    u = rows / rows.norm(dim=1, keepdim=True)
+    total = u.sum(0).pow(2).sum() - n  # sum over i != j of <u_i, u_j>, without the n x n matrix
+    return float(total / (n * (n - 1)))
+
+
+def _activation_stats(z: Tensor, activation: str) -> tuple[float | None, float | None]:
+    """(dead_frac, saturated_frac) of the units fed by pre-activation ``z`` ([N, C, ...])."""
+    if activation == "relu":
+        alive = (z > 0).transpose(0, 1).reshape(z.shape[1], -1).any(dim=1)
+        return 1.0 - float(alive.double().mean()), None
+    if activation == "tanh":
+        return None, float((z.tanh().abs() > 0.99).double().mean())
+    if activation == "sigmoid":
+        s = z.sigmoid()
+        return None, float(((s < 0.01) | (s > 0.99)).double().mean())
+    return None, None
+
+
+def _theory_std(entry: dict[str, Any] | None, shape: tuple[int, ...]) -> float | None:
+    if entry is None or "scheme" not in entry or entry.get("bias"):
+        return None
+    try:
+        moments = theoretical_moments(entry["scheme"], shape, _scheme_args(entry))
+    except (TypeError, ValueError):
+        return None
+    return None if moments is None else moments[1] * entry.get("scale", 1.0)
+
+
+def _scheme_args(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k in scheme_params(entry["scheme"])}
+
+
+def layer_report(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    loss: str,
+    huber_delta: float,
+    assignment: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One row per weight of ``model`` (see the module docstring) on the batch ``(x, y)``."""
+    by_param = {a["param"]: a for a in assignment}
+    activation = getattr(model, "activation", "linear")
+    output = getattr(model, "output_layer", None)
+    preacts: dict[str, Tensor] = {}
+
+    def keep(name: str):
+        def hook(module, inputs, output) -> None:  # returns None: the output is not replaced
+            preacts.setdefault(name, output.detach())
+
+        return hook
+
+    handles = [
+        m.register_forward_hook(keep(n)) for n, m in model.named_modules() if isinstance(m, HOOKED)
+    ]
+    weights = [(n, p) for n, p in model.named_parameters() if p.dim() >= 2]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            batch_loss = loss_fn(loss, huber_delta)(model(x), y)
+            grads = torch.autograd.grad(batch_loss, [p for _, p in weights], allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    rows = []
+    for (name, w), g in zip(weights, grads):
+        module = name.rpartition(".")[0]
+        wd = w.detach().double()
+        z = preacts.get(module) if name.endswith("weight") else None
+        dead, sat = (None, None)
+        if z is not None and module != output:
+            dead, sat = _activation_stats(z, activation)
+        entry = by_param.get(name)
+        rows.append(
+            {
+                "name": module,
+                "param": name,
+                "shape": list(w.shape),
+                "scheme": entry.get("scheme") if entry else None,
+                "weight_mean": _num(wd.mean()),
+                "weight_std": _num(wd.std(unbiased=False)),
+                "weight_min": _num(wd.min()),
+                "weight_max": _num(wd.max()),
+                "theory_std": _num(_theory_std(entry, tuple(w.shape))),
+                "preact_mean": _num(z.double().mean()) if z is not None else None,
+                "preact_std": _num(z.double().std(unbiased=False)) if z is not None else None,
+                "dead_frac": _num(dead),
+                "saturated_frac": _num(sat),
+                "grad_norm": _num(g.norm()) if g is not None else None,  # None: unused
+                "effective_rank": _num(effective_rank(w)),
+                "mean_cosine": _num(mean_cosine(w)),
+            }
+        )
+    return rows

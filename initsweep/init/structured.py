@@ -1,0 +1,138 @@
+r"""Structured schemes: orthogonal (Saxe), sparse (Martens), identity/Dirac, delta-orthogonal (Xiao)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from initsweep.errors import ConfigError
+from initsweep.init.fans import check_gain, check_shape, fans
+from initsweep.init.registry import register_scheme
+
+
+def _orthogonal_moments(shape, gain, blocks):
+    # a semi-orthogonal r x c block has min(r, c) unit singular values: E[w^2] = g^2 / max(r, c)
+    rows, cols = shape[0] // blocks, math.prod(shape[1:])
+    return 0.0, gain / math.sqrt(max(rows, cols))
+
+
+@register_scheme(activation_gain=True, moments=_orthogonal_moments)
+def orthogonal_(
+    tensor: Tensor, gain: float = 1.0, blocks: int = 1, *, generator: torch.Generator | None = None
+) -> Tensor:
+    r"""Fill with :math:`g \cdot Q`, Q a Haar-random (semi-)orthogonal matrix.
+
+    `Exact solutions to the nonlinear dynamics of learning in deep linear neural networks` -
+    Saxe, A. et al. (2014). The weight is flattened to ``(out, in·prod(k))``; A ~ N(0, 1), A = QR,
+    Q ← Q·sign(diag R) so that Q is Haar-distributed (Mezzadri 2007) — exactly
+    ``torch.nn.init.orthogonal_``, which we call. Rows ≤ columns: orthonormal rows
+    (:math:`W W^T = g^2 I`); else orthonormal columns (:math:`W^T W = g^2 I`).
+
+    ``blocks`` splits the rows into equal blocks, each orthogonal on its own: ``blocks=4`` on an
+    LSTM's ``weight_hh`` (4H × H, gates i, f, g, o) makes each gate's recurrent matrix orthogonal.
+    """
+    check_gain(gain)
+    check_shape(
+        blocks >= 1 and tensor.shape[0] % blocks == 0,
+        "orthogonal",
+        tuple(tensor.shape),
+        f"init.blocks={blocks} must be >= 1 and divide the {tensor.shape[0]} rows",
+    )
+    with torch.no_grad():
+        for block in tensor.chunk(blocks, 0):  # row blocks of a contiguous tensor are views
+            torch.nn.init.orthogonal_(block, gain=gain, generator=generator)
+    return tensor
+
+
+@register_scheme(moments=lambda shape, k, gain: (0.0, gain * math.sqrt(k / fans(shape)[0])))
+def sparse_(
+    tensor: Tensor, k: int = 15, gain: float = 1.0, *, generator: torch.Generator | None = None
+) -> Tensor:
+    r"""Martens' sparse init: each unit gets exactly ``k`` non-zero incoming weights, :math:`\mathcal{N}(0, g^2)`.
+
+    `Deep learning via Hessian-free optimization` - Martens, J. (2010), §5: k = 15 unit-Gaussian
+    incoming connections per unit, the rest 0 (also Sutskever et al. 2013). Not
+    ``torch.nn.init.sparse_``, which zeroes a fraction of every *column* and draws N(0, 0.01²).
+    A conv unit's incoming weights are its ``in·prod(k)`` taps. Martens sets biases to 0 (0.5 for
+    tanh units): ``bias.hidden=constant bias.hidden_value=0.5``.
+    """
+    check_gain(gain)
+    fan_in = fans(tensor)[0]
+    if not 1 <= k <= fan_in:
+        raise ConfigError(
+            f"init.k={k!r} is invalid for shape {tuple(tensor.shape)}: "
+            f"need 1 <= k <= fan_in = {fan_in}"
+        )
+    rows = tensor.shape[0]
+    with torch.no_grad():
+        # k distinct columns per row: the first k of a uniformly random permutation of each row
+        keys = torch.rand(rows, fan_in, generator=generator)
+        cols = keys.argsort(dim=1)[:, :k]
+        values = torch.randn(rows, k, generator=generator, dtype=tensor.dtype) * gain
+        flat = torch.zeros(rows, fan_in, dtype=tensor.dtype)
+        flat.scatter_(1, cols, values)
+        return tensor.copy_(flat.view_as(tensor))
+
+
+def _identity_moments(shape, gain):
+    p = min(shape[0], shape[1]) / math.prod(shape)  # fraction of entries that are 1
+    return gain * p, gain * math.sqrt(p * (1 - p))
+
+
+@register_scheme(moments=_identity_moments)
+def identity_(
+    tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
+) -> Tensor:
+    r"""Fill with :math:`g I`: ``eye_`` for a 2-D weight, ``dirac_`` (centre tap) for a conv.
+
+    Rectangular weights get ones on the main diagonal. IRNN: Le, Jaitly & Hinton (2015) use the
+    identity for ReLU recurrent weights. Deterministic: every seed gets the same tensor.
+    """
+    check_gain(gain)
+    check_shape(
+        2 <= tensor.dim() <= 5,
+        "identity",
+        tuple(tensor.shape),
+        "needs a 2-D weight (eye) or a conv weight (out, in, *k) with 1-3 kernel dims (dirac)",
+    )
+    with torch.no_grad():
+        init = torch.nn.init.eye_ if tensor.dim() == 2 else torch.nn.init.dirac_
+        return init(tensor).mul_(gain)
+
+
+def _delta_moments(shape, gain):
+    # the centre tap holds c_in orthonormal columns of length c_out; E[w^2] = g^2 / (c_out k)
+    return 0.0, gain / math.sqrt(shape[0] * math.prod(shape[2:]))
+
+
+@register_scheme(activation_gain=True, moments=_delta_moments)
+def delta_orthogonal_(
+    tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
+) -> Tensor:
+    r"""Zeros except the kernel's centre tap, which is :math:`g \cdot Q`, Q a c_out × c_in Haar-orthogonal matrix.
+
+    `Dynamical isometry and a mean field theory of CNNs` - Xiao, L. et al. (2018), Algorithm 2.
+    The gain multiplies Q as in the paper and TF's ``ConvolutionDeltaOrthogonal`` (``q *= gain``),
+    not its square root as the common PyTorch port does. Needs c_in ≤ c_out so that
+    :math:`Q^T Q = I` and the convolution preserves norms.
+    """
+    check_gain(gain)
+    shape = tuple(tensor.shape)
+    check_shape(
+        3 <= tensor.dim() <= 5, "delta_orthogonal", shape, "needs a conv weight (out, in, *k)"
+    )
+    check_shape(
+        shape[0] >= shape[1],
+        "delta_orthogonal",
+        shape,
+        f"needs out channels >= in channels, got out={shape[0]} < in={shape[1]}",
+    )
+    q = torch.empty(shape[0], shape[1], dtype=tensor.dtype)
+    torch.nn.init.orthogonal_(q, gain=gain, generator=generator)
+    centre = tuple(k // 2 for k in shape[2:])
+    with torch.no_grad():
+        tensor.zero_()
+        tensor[(slice(None), slice(None), *centre)] = q.to(tensor.device)
+    return tensor
