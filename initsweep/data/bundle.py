@@ -22,6 +22,7 @@ class DataBundle:
     x_val: Tensor
     y_val: Tensor
     num_classes: int | None = None  # multiclass only
+    class_names: list[str] | None = None  # for reports; binary: [negative, positive]
 
     def __post_init__(self) -> None:
         assert self.task in TASKS, self.task
@@ -45,7 +46,29 @@ class DataBundle:
             return self.y_train.double().mean().reshape(1)
         return None
 
+    @property
+    def target_stats(self) -> dict[str, float] | None:
+        """Regression targets of the training split: mean (MSE optimum), median (MAE optimum),
+        population variance (MSE at the mean) and std. ``None`` for classification."""
+        if self.task != "regression":
+            return None
+        y = self.y_train.double()
+        return {
+            "mean": float(y.mean()),
+            # the lower median for an even count (torch's convention); any point between the two
+            # middle values minimises the MAE equally
+            "median": float(y.median()),
+            "var": float(y.var(correction=0)),
+            "std": float(y.std(correction=0)),
+        }
+
     def to(self, device: torch.device | str) -> DataBundle:
         """The same bundle with every tensor on ``device`` (in-memory data lives on the device)."""
         moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val")}
-        return DataBundle(self.name, self.task, num_classes=self.num_classes, **moved)
+        return DataBundle(
+            self.name,
+            self.task,
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            **moved,
+        )
