@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# the demo's run dir, fixed once per `make demo` so the report finds it
+DEMO_DIR := outputs/runs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+
 demo: venv
-	$(BIN)/initsweep-train
+	$(BIN)/initsweep-train hydra.run.dir=$(DEMO_DIR)
+	$(BIN)/initsweep-report $(DEMO_DIR)
 
 test: venv
 	$(BIN)/pytest

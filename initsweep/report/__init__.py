@@ -1,0 +1,84 @@
+"""``initsweep-report``: tables, plots and one HTML page from a sweep's (or a run's) job files.
+
+The report reads only what jobs write (``summary.json``, ``metrics.jsonl``, ``init.json``,
+``histograms.jsonl``, ``.hydra/``), never W&B, so it works anywhere. It is the list
+:data:`SECTIONS`, run in order; each section is a function ``(study, out, options) -> Section``
+(or None when it has nothing to show), so a new section is one module and one entry here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from initsweep.errors import ConfigError
+from initsweep.report import (
+    compare_section,
+    curves,
+    finals,
+    init_histograms,
+    init_loss,
+    search,
+    signal,
+    table,
+)
+from initsweep.report.html import page
+from initsweep.report.jobs import Study, load_study
+from initsweep.report.section import Options, Section, note_html
+
+log = logging.getLogger("initsweep")
+
+SECTIONS = [
+    table.section,  # every job: varying overrides, metrics mean ± std (n), loss at init
+    curves.section,  # train/val curves, mean ± std band over seeds
+    init_loss.section,  # loss at step 0: measured per seed vs expected
+    init_histograms.section,  # weight histograms at init vs theoretical density
+    signal.section,  # pre-activation std by depth, all schemes
+    finals.section,  # final metrics: seeds as points
+    compare_section.section,  # is the difference real? effects, intervals, verdicts
+    search.section,  # the Optuna study's trials and plots, when the sweep is a search
+]
+
+
+@dataclass
+class Report:
+    index: Path
+    study: Study
+    sections: list[Section]
+
+    @property
+    def text(self) -> str:
+        """What the terminal shows: the sections' text (the table)."""
+        return "\n".join(s.text for s in self.sections if s.text)
+
+
+def make_report(
+    root: str | Path, out: str | Path | None = None, options: Options | None = None
+) -> Report:
+    """Write the report of the jobs under ``root`` into ``out`` (default ``<root>/report``)."""
+    root = Path(root)
+    out = Path(out) if out is not None else root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    study = load_study(root)
+    options = options or Options()
+    if not study.jobs:
+        why = f"No job directories under {root} (no summary.json, metrics.jsonl or .hydra/)."
+        sections = [Section("Jobs", note_html(why), text=why)]
+        return Report(page(study, sections, out), study, sections)
+    sections = []
+    for build in SECTIONS:
+        try:
+            section = build(study, out, options)
+        except ConfigError:  # the user's mistake (a bad --baseline): one line, exit 2
+            raise
+        except Exception as e:  # one broken plot must not cost the rest of the report
+            name = build.__module__.rsplit(".", 1)[-1]
+            log.warning("report section %s failed: %s: %s", name, type(e).__name__, e)
+            section = Section(name, note_html(f"This section failed: {type(e).__name__}: {e}"))
+        if section is not None:
+            sections.append(section)
+    return Report(page(study, sections, out), study, sections)
+
+
+__all__ = ["SECTIONS", "Options", "Report", "Section", "make_report"]

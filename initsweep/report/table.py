@@ -1,0 +1,122 @@
+"""The jobs table: the overrides that vary, final metrics as mean ± std (n) over seeds, diverged
+seeds, and the loss at init expected vs measured. Written as Markdown and CSV, printed too.
+
+Metric cells are the ``aggregate`` of each job's ``summary.json`` as written (mean over the seeds
+that did not diverge, sample std, n); nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import math
+from pathlib import Path
+
+from initsweep.report.aggregate import init_losses, mean_std
+from initsweep.report.jobs import Study
+from initsweep.report.section import Options, Section
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return f"{v:.{digits}f}"
+
+
+def metric_columns(study: Study) -> list[str]:
+    """The objective first, then every other aggregated metric, sorted."""
+    keys = {k for j in study.finished for k in j.summary.get("aggregate", {})}
+    objective = study.objective
+    return ([objective] if objective in keys else []) + sorted(keys - {objective})
+
+
+def rows(study: Study) -> list[dict]:
+    """One row per job, numbers unformatted (the CSV); ``None`` where a job has no value."""
+    out = []
+    for job in study.jobs:
+        row: dict = {"job": job.name, "label": job.label}
+        row.update({k: job.overrides.get(k) for k in study.varying})
+        row.update(status=job.status, detail=job.detail, n_seeds=len(job.seeds))
+        summary = job.summary or {}
+        row["n_diverged"] = summary.get("n_diverged") if job.finished else None
+        agg = summary.get("aggregate", {})
+        for m in metric_columns(study):
+            a = agg.get(m, {})
+            row.update(
+                {f"{m} mean": a.get("mean"), f"{m} std": a.get("std"), f"{m} n": a.get("n")}
+            )
+        expected, measured = init_losses(job)
+        e, _, _ = mean_std(expected)
+        m, s, n = mean_std(measured)
+        row.update(
+            {
+                "loss@0 expected": e if expected else None,
+                "loss@0 measured mean": m if n else None,
+                "loss@0 measured std": s if n else None,
+            }
+        )
+        out.append(row)
+    return out
+
+
+def _display(study: Study, row: dict) -> list[str]:
+    """The Markdown/HTML cells of one row."""
+    cells = [row["job"], *[row[k] or "" for k in study.varying], row["status"]]
+    cells.append(str(row["n_seeds"]))
+    cells.append("—" if row["n_diverged"] is None else f"{row['n_diverged']}/{row['n_seeds']}")
+    for m in metric_columns(study):
+        mean, std, n = row[f"{m} mean"], row[f"{m} std"], row[f"{m} n"]
+        missing = mean is None or (isinstance(mean, float) and math.isnan(mean))
+        cells.append("—" if missing else f"{_fmt(mean)} ± {_fmt(std)} ({n})")
+    cells.append(_fmt(row["loss@0 expected"]))
+    m, s = row["loss@0 measured mean"], row["loss@0 measured std"]
+    cells.append("—" if m is None else f"{_fmt(m)} ± {_fmt(s)}")
+    return cells
+
+
+def header(study: Study) -> list[str]:
+    return [
+        "job",
+        *study.varying,
+        "status",
+        "seeds",
+        "diverged",
+        *[f"{m} mean ± std (n)" for m in metric_columns(study)],
+        "loss@0 expected",
+        "loss@0 measured",
+    ]
+
+
+def markdown(study: Study, table: list[dict]) -> str:
+    """A Markdown table with padded columns, readable in a terminal as it is."""
+    lines = [header(study), *[_display(study, r) for r in table]]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    out = [fmt(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    return "\n".join(out + [fmt(line) for line in lines[1:]])
+
+
+def html_table(study: Study, table: list[dict]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header(study))
+    body = []
+    for r in table:
+        cells = "".join(f"<td>{html.escape(c)}</td>" for c in _display(study, r))
+        body.append(f'<tr class="{html.escape(r["status"])}">{cells}</tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def section(study: Study, out: Path, options: Options) -> Section:
+    table = rows(study)
+    md, csv_path = out / "table.md", out / "table.csv"
+    text = markdown(study, table)
+    md.write_text(text + "\n")
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["job"])
+        writer.writeheader()
+        writer.writerows(table)
+    problems = [f"{j.name}: {j.status}, {j.detail}" for j in study.jobs if not j.finished]
+    notes = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+    body = html_table(study, table) + (f'<ul class="problems">{notes}</ul>' if notes else "")
+    body += '<p><a href="table.md">table.md</a> · <a href="table.csv">table.csv</a></p>'
+    terminal = text + "".join(f"\n  ! {p}" for p in problems)
+    return Section("Jobs", body, [md, csv_path], terminal)
