@@ -18,12 +18,38 @@ def aggregate(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(vals), "std": std, "n": len(vals)}
 
 
-def summarize(copies: list[CopyState], objective: str) -> dict:
-    """Per-seed finals and their aggregate over the seeds that did not diverge."""
+ON_DIVERGE = ("ignore", "penalize", "fail")  # trainer.on_diverge: diverged seeds in the objective
+
+
+def objective_value(
+    copies: list[CopyState], metric: str, on_diverge: str = "ignore", penalty: float | None = None
+) -> float:
+    """The job's objective: the mean over seeds of ``metric``, diverged seeds as ``on_diverge`` says.
+
+    ``ignore``: the mean over the seeds that did not diverge; ``penalize``: a diverged seed counts
+    as ``penalty``; ``fail``: NaN if any seed diverged. Whatever the policy, a job whose seeds
+    *all* diverged returns NaN, which the Optuna sweeper records as a failed trial.
+    """
+    live = [c.final.get(metric, math.nan) for c in copies if c.diverged_step is None]
+    n_diverged = len(copies) - len(live)
+    if not live or (n_diverged and on_diverge == "fail"):
+        return math.nan
+    if on_diverge == "penalize":
+        live += [penalty] * n_diverged
+    return aggregate(live)["mean"]
+
+
+def summarize(
+    copies: list[CopyState],
+    objective: str,
+    on_diverge: str = "ignore",
+    penalty: float | None = None,
+) -> dict:
+    """Per-seed finals, their aggregate over the seeds that did not diverge, and the objective."""
     live = [c for c in copies if c.diverged_step is None]
     keys = sorted({k for c in copies for k in c.final})
     agg = {k: aggregate([c.final.get(k, math.nan) for c in live]) for k in keys}
-    value = agg.get(objective, {"mean": math.nan})["mean"]
+    value = objective_value(copies, objective, on_diverge, penalty)
     return {
         "status": "finished",
         "objective": {"metric": objective, "direction": direction(objective), "value": value},

@@ -1,0 +1,269 @@
+"""Optuna search: real sweeps through the CLI on tiny data, with the study in a tmp SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from omegaconf import OmegaConf
+from optuna.trial import TrialState
+
+from initsweep.cli import CONF_DIR
+from initsweep.config import validate
+from initsweep.errors import ConfigError
+from initsweep.search import Pruned, PruningHook, trial_hooks
+from initsweep.search.pruning import open_trial
+from initsweep.search.results import find_study_outputs
+from initsweep.search.space import parse_space
+from initsweep.search.storage import resolve_storage
+from initsweep.summary import objective_value
+from initsweep.train.loop import CopyState
+from tests.conftest import run_cli
+
+# one seed, a few epochs on 200 digits: a trial takes about a second
+TINY = ["dataset.limit=200", "seeds=[0]", "trainer.progress=false", "trainer.log_every=2"]
+
+
+def search(tmp: Path, *args: str, sweep: str = "sweep"):
+    return run_cli(
+        *args,
+        *TINY,
+        f"hydra.sweep.dir={tmp / sweep}",
+        f"search.storage=sqlite:///{tmp / 'study.db'}",
+    )
+
+
+def stored_trials(tmp: Path, study_name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study_name, storage=f"sqlite:///{tmp / 'study.db'}").trials
+
+
+def epochs_run(job_dir: Path) -> int:
+    return max(json.loads(line)["epoch"] for line in open(job_dir / "metrics.jsonl"))
+
+
+# --- the sweeper plugin and the search space -----------------------------------------------
+
+
+def test_plugin_is_discovered_and_its_config_stored():
+    # Hydra finds the sweeper through the hydra.plugins entry point, also from an editable install
+    names = Plugins.instance().class_name_to_class
+    assert "hydra_plugins.initsweep_optuna.initsweep_sweeper.InitsweepOptunaSweeper" in names
+    assert "initsweep_optuna.yaml" in ConfigStore.instance().list("hydra/sweeper")
+
+
+@pytest.mark.parametrize(
+    "arg, expected",
+    [
+        ("init.gian=interval(0.1, 10)", "did you mean init.gain"),
+        ("init.gain=interval(10, 0.1)", "low <= high"),
+        ("init.gain=tag(log, interval(0, 1))", "low > 0"),
+    ],
+)
+def test_bad_search_space_is_one_line_naming_the_key(make_cfg, arg, expected):
+    with pytest.raises(ConfigError) as e:
+        parse_space([arg], make_cfg())
+    assert arg.split("=")[0] in str(e.value) and expected in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_bad_search_space_stops_the_cli_before_any_trial(tmp_path):
+    res = search(tmp_path, "-m", "search=optuna", "init.gian=tag(log, interval(0.1, 10))")
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert "init.gian" in res.stderr and "did you mean init.gain" in res.stderr
+    # nothing ran and no study was created
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_presets_search_gain_scale_and_lr(make_cfg):
+    cfg = make_cfg()
+    spaces = {}
+    for name in ("gain", "scale", "gain_scale", "lr_gain"):
+        params = OmegaConf.load(CONF_DIR / "search" / f"{name}.yaml").hydra.sweeper.params
+        spaces[name] = parse_space([f"{k}={v}" for k, v in params.items()], cfg)[0]
+    assert {k: sorted(v) for k, v in spaces.items()} == {
+        "gain": ["init.gain"],
+        "scale": ["init.scale"],
+        "gain_scale": ["init.gain", "init.scale"],
+        "lr_gain": ["init.gain", "optimizer.lr"],
+    }
+    # gains and learning rates span decades: sampled log-uniformly
+    assert all(d.log for space in spaces.values() for d in space.values())
+
+
+def test_storage_is_made_absolute_and_its_folder_created(tmp_path):
+    url = resolve_storage("sqlite:///a/b/study.db", root=tmp_path)
+    assert url == f"sqlite:///{tmp_path}/a/b/study.db" and (tmp_path / "a" / "b").is_dir()
+    assert resolve_storage("runs/j.log", root=tmp_path) == str(tmp_path / "runs" / "j.log")
+    assert resolve_storage("postgresql://u@h/db") == "postgresql://u@h/db"
+    with pytest.raises(ConfigError, match="search.storage"):
+        resolve_storage("outputs/study.db")  # neither a URL nor a journal file
+
+
+# --- diverged seeds, and the pruning hook on a real study ------------------------------------
+
+
+def copies(*finals: float | None) -> list[CopyState]:
+    """One copy per value; ``None`` is a seed that diverged (its last metrics kept, unused)."""
+    return [
+        CopyState(i, {"val/loss": 9.9 if v is None else v}, None if v is not None else 3)
+        for i, v in enumerate(finals)
+    ]
+
+
+def test_on_diverge_ignores_penalizes_or_fails():
+    two_live = copies(1.0, 2.0, None)
+    assert objective_value(two_live, "val/loss", "ignore") == 1.5
+    assert objective_value(two_live, "val/loss", "penalize", 9.0) == pytest.approx(4.0)
+    assert math.isnan(objective_value(two_live, "val/loss", "fail"))
+    # all seeds diverged: NaN whatever the policy, which Optuna records as a failed trial
+    for policy in ("ignore", "penalize", "fail"):
+        assert math.isnan(objective_value(copies(None, None), "val/loss", policy, 9.0))
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["trainer.on_diverge=skip"], "trainer.on_diverge"),
+        (["trainer.on_diverge=penalize"], "trainer.diverge_penalty"),
+    ],
+)
+def test_on_diverge_is_checked(make_cfg, overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        validate(make_cfg(*overrides))
+
+
+def test_pruning_hook_prunes_a_trial_worse_than_the_median(tmp_path, make_cfg):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    good = study.ask()
+    for epoch, value in ((1, 0.9), (2, 0.5)):
+        good.report(value, epoch)
+    study.tell(good, 0.5)
+    hopeless, fine = study.ask(), study.ask()
+
+    # a trial opened by its job, as the sweeper's overrides describe it
+    cfg = make_cfg(
+        "search=gain",
+        "search.pruner.n_startup_trials=1",
+        "search.pruner.n_warmup_steps=0",
+        f"++search.trial={fine.number}",
+        "++search.study_name=s",
+        f"++search.storage='{url}'",
+    )
+    (hook,) = trial_hooks(cfg)
+    hook.on_epoch_end(1, 10, None, copies(0.8))  # better than the completed trial: goes on
+    hook.on_epoch_end(2, 20, None, copies(float("nan"), None))  # not reported: NaN fails later
+
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    hook = PruningHook(open_trial(url, "s", hopeless.number, pruner), lambda c: 2.0)
+    with pytest.raises(Pruned) as e:
+        hook.on_epoch_end(1, 10, None, copies(2.0))
+    assert e.value.epoch == 1
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert trials[hopeless.number].state == TrialState.PRUNED
+    assert trials[fine.number].state == TrialState.RUNNING
+    assert trials[fine.number].intermediate_values == {1: 0.8}
+
+
+# --- real searches through the CLI -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_search_is_stored_in_sqlite_and_a_rerun_continues_it(tmp_path):
+    args = ["-m", "search=gain_scale", "trainer.epochs=1"]
+    first = search(tmp_path, *args, "hydra.sweeper.n_trials=2", sweep="first")
+    assert first.returncode == 0, first.stderr
+    trials = stored_trials(tmp_path, "default-gain_scale")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+
+    # each job knows its trial, and returned what the study holds
+    for t in trials:
+        summary = json.loads((tmp_path / "first" / str(t.number) / "summary.json").read_text())
+        assert summary["search"]["trial"] == t.number
+        assert summary["objective"]["value"] == pytest.approx(t.value)
+
+    # the results next to the sweeper's own optimization_results.yaml
+    found = find_study_outputs(tmp_path / "first")
+    assert set(found) == {"results", "study", "trials", "history", "slice", "importance"}
+    rows = list(csv.DictReader(open(found["trials"])))
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 2
+    assert {"value", "params_init.gain", "params_init.scale", "duration_s"} <= set(rows[0])
+
+    # the same command again continues the study rather than starting over
+    second = search(tmp_path, *args, "hydra.sweeper.n_trials=1", sweep="second")
+    assert second.returncode == 0, second.stderr
+    assert [t.number for t in stored_trials(tmp_path, "default-gain_scale")] == [0, 1, 2]
+    assert (tmp_path / "second" / "2" / "summary.json").exists()  # job dir = trial number
+    assert len(list(csv.DictReader(open(tmp_path / "second" / "optuna_trials.csv")))) == 3
+
+
+@pytest.fixture(scope="module")
+def graded_search(tmp_path_factory):
+    """One grid search over three learning rates, in this order (the grid's seed 1 fixes it):
+    0.3 trains, 1e30 diverges on every seed, 1e-6 is hopeless and the median pruner stops it."""
+    tmp = tmp_path_factory.mktemp("graded")
+    res = search(
+        tmp,
+        "-m",
+        "search=optuna",
+        "optimizer.lr=choice(0.3, 1e-6, 1e30)",
+        "hydra/sweeper/sampler=grid",
+        "hydra.sweeper.sampler.seed=1",
+        "search.pruner.n_startup_trials=1",
+        "search.pruner.n_warmup_steps=1",
+        "trainer.epochs=3",
+    )
+    trials = stored_trials(tmp, "default")
+    return res, tmp, {t.params["optimizer.lr"]: t for t in trials}
+
+
+@pytest.mark.slow
+def test_diverged_trial_is_failed_and_the_search_completes(graded_search):
+    res, tmp, by_lr = graded_search
+    assert res.returncode == 0, res.stderr
+    assert [by_lr[lr].number for lr in (0.3, 1e30, 1e-6)] == [0, 1, 2], "grid order changed"
+    assert by_lr[1e30].state == TrialState.FAIL
+    summary = json.loads((tmp / "sweep" / "1" / "summary.json").read_text())
+    assert summary["n_diverged"] == 1 and math.isnan(summary["objective"]["value"])
+    assert (tmp / "sweep" / "optimization_results.yaml").read_text().count("optimizer.lr: 0.3")
+
+
+@pytest.mark.slow
+def test_pruner_stops_a_hopeless_trial_early(graded_search):
+    res, tmp, by_lr = graded_search
+    assert res.returncode == 0, res.stderr
+    assert by_lr[0.3].state == TrialState.COMPLETE
+    # the hopeless trial is pruned after its first epoch, in the study and in its summary
+    assert by_lr[1e-6].state == TrialState.PRUNED
+    assert by_lr[1e-6].last_step == 1
+    job = tmp / "sweep" / str(by_lr[1e-6].number)
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "pruned" and summary["search"]["pruned_epoch"] == 1
+    assert epochs_run(job) == 1 < epochs_run(tmp / "sweep" / "0") == 3
+    # pruned and failed trials are in the CSV and the plots
+    rows = {r["number"]: r for r in csv.DictReader(open(tmp / "sweep" / "optuna_trials.csv"))}
+    assert [rows[n]["state"] for n in "012"] == ["COMPLETE", "FAIL", "PRUNED"]
+    assert (tmp / "sweep" / "optuna_history.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_report_of_a_search_shows_its_trials_and_plots(graded_search):
+    from initsweep.report import make_report
+
+    _, tmp, _ = graded_search
+    result = make_report(tmp / "sweep", tmp / "report")
+    titles = [s.title for s in result.sections]
+    # the search's own outputs appear in the report, copied next to its page
+    assert "Optuna search" in titles
+    assert (tmp / "report" / "optuna_history.png").stat().st_size > 10_000
+    page = result.index.read_text()
+    assert 'src="optuna_slice.png"' in page and 'href="optuna_trials.csv"' in page
+    assert "optimizer.lr" in result.text  # the best parameters, printed
