@@ -1,0 +1,171 @@
+"""Checkpoint each epoch and resume from it: a killed, preempted or requeued job continues.
+
+``checkpoint.pt`` in the job's output directory holds everything the loop needs to go on as if
+it had never stopped: the population's ``state_dict()`` (weights, optimizer state, each copy's
+dropout RNG state, which copies still train), each copy's loop state (last metrics, divergence
+step), the epoch and global step, and the resolved config. Data order depends only on
+``(trainer.data_seed, epoch)``, so a resumed job reproduces an uninterrupted one exactly (CPU).
+
+The file holds only tensors and plain containers and is read with
+``torch.load(weights_only=True)``: loading a checkpoint never runs pickled code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from initsweep.errors import ConfigError
+from initsweep.train.loop import CopyState
+
+log = logging.getLogger("initsweep")
+CHECKPOINT = "checkpoint.pt"
+SUMMARY = "summary.json"
+# keys that may change between a run and its resumption without changing its numbers
+VOLATILE = (
+    "paths",
+    "resources",  # the launcher's (a job may resume on another cluster or locally)
+    "tracker",
+    "trainer.progress",
+    "trainer.device",
+    "trainer.eval_batch_size",
+)
+
+
+class Checkpoint:
+    """Loop hook: after every epoch, write ``checkpoint.pt`` atomically (temp file, fsync, rename).
+
+    A job killed at any moment leaves either the previous epoch's checkpoint or this one's,
+    never a half-written file.
+    """
+
+    def __init__(self, output_dir: str | Path, config: dict[str, Any]) -> None:
+        self.path = Path(output_dir) / CHECKPOINT
+        self.config = config
+
+    def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None:
+        state = {
+            "epoch": epoch,
+            "step": step,
+            "population": pop.state_dict(),
+            "copies": [
+                {"seed": c.seed, "final": dict(c.final), "diverged_step": c.diverged_step}
+                for c in copies
+            ],
+            "config": self.config,
+        }
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+def load_checkpoint(output_dir: str | Path) -> dict[str, Any] | None:
+    """The job's last checkpoint (tensors on the CPU), or ``None`` if it has none."""
+    path = Path(output_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def resume(output_dir: str | Path, config: dict[str, Any], pop, copies) -> tuple[int, int]:
+    """Continue from the job's checkpoint if it has one: ``(start_epoch, step)`` for ``fit``.
+
+    Without a checkpoint this is a fresh start, ``(1, 0)``. Either way the job's ``*.jsonl``
+    files lose the records the run will log again. Call it before the trackers open them.
+    """
+    ckpt = load_checkpoint(output_dir)
+    if ckpt is not None:
+        check_same_config(ckpt["config"], config, Path(output_dir) / CHECKPOINT)
+    truncate_logs(output_dir, ckpt["step"] if ckpt else -1)
+    if ckpt is None:
+        return 1, 0
+    start_epoch, step = restore(ckpt, pop, copies)
+    log.info("resuming %s from epoch %d (step %d)", output_dir, start_epoch - 1, step)
+    return start_epoch, step
+
+
+def restore(ckpt: dict[str, Any], pop, copies: list[CopyState]) -> tuple[int, int]:
+    """Load ``ckpt`` into ``pop`` and ``copies``; return ``(start_epoch, step)`` for ``fit``."""
+    saved = [c["seed"] for c in ckpt["copies"]]
+    if saved != [c.seed for c in copies]:
+        raise ConfigError(f"seeds={[c.seed for c in copies]} but the checkpoint has seeds={saved}")
+    pop.load_state_dict(ckpt["population"])
+    for c, s in zip(copies, ckpt["copies"]):
+        c.final = dict(s["final"])
+        c.diverged_step = s["diverged_step"]
+    return ckpt["epoch"] + 1, ckpt["step"]
+
+
+def finished_objective(output_dir: str | Path, config: dict[str, Any]) -> float | None:
+    """The stored objective of a job that already finished here (``summary.json``), else ``None``.
+
+    Re-running an interrupted multirun with the same ``hydra.sweep.dir`` thus runs only the jobs
+    that had not finished.
+    """
+    path = Path(output_dir) / SUMMARY
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    check_same_config(summary.get("config", {}), config, path)
+    value = summary["objective"]["value"]
+    return math.nan if value is None else float(value)
+
+
+def check_same_config(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    """Refuse to resume (or reuse) a job written by a different config: one line, the first key.
+
+    Keys in only one of the two (a schema that gained or lost a key between versions) and the
+    :data:`VOLATILE` keys are not compared.
+    """
+    a, b = _flatten(saved), _flatten(current)
+    for key in sorted(set(a) & set(b)):
+        if any(key == v or key.startswith(v + ".") for v in VOLATILE):
+            continue
+        if a[key] != b[key]:
+            raise ConfigError(
+                f"{key}={b[key]!r} but {path} was written with {key}={a[key]!r}; "
+                "use a new output dir or remove that file"
+            )
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def truncate_logs(output_dir: str | Path, step: int) -> None:
+    """Drop the records after ``step`` (and a torn last line) from every ``*.jsonl`` of the job.
+
+    A resumed job logs again everything after its checkpoint's step, so this keeps each point
+    exactly once; ``step=-1`` (a fresh start over a killed job's files) empties them. Every
+    record carries a ``step``; each file is rewritten atomically.
+    """
+    for path in sorted(Path(output_dir).glob("*.jsonl")):
+        kept = []
+        with open(path) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by the kill
+                if isinstance(record, dict) and record.get("step", math.inf) <= step:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w") as f:
+            f.writelines(kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
