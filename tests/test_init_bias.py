@@ -204,8 +204,12 @@ def test_gaussian_head_trains_end_to_end_from_its_loss_at_init(make_cfg, tmp_pat
     from initsweep.data.embedded import diabetes
 
     cfg = make_cfg(
-        "dataset=diabetes", "bias=gaussian", "trainer.loss=gaussian_nll", "optimizer=adam",
-        "+init.rules=[{pattern: out.weight, scheme: zeros}]", "trainer.epochs=3",
+        "dataset=diabetes",
+        "bias=gaussian",
+        "trainer.loss=gaussian_nll",
+        "optimizer=adam",
+        "+init.rules=[{pattern: out.weight, scheme: zeros}]",
+        "trainer.epochs=3",
     )
     run(cfg)
     init = json.loads((tmp_path / "init.json").read_text())

@@ -20,8 +20,13 @@ METRIC_KEYS = {
 LOSSES = {
     "multiclass": ("cross_entropy",),
     "binary": ("bce",),
-    "regression": ("mse", "mae", "huber"),
+    "regression": ("mse", "mae", "huber", "gaussian_nll"),
 }
+
+
+def output_units(task_outputs: int, loss: str) -> int:
+    """Units of the output layer: the task's, or 2 (mean, log variance) for a Gaussian head."""
+    return 2 if loss == "gaussian_nll" else task_outputs
 
 
 def resolve_loss(task: str, loss: str) -> str:
@@ -42,6 +47,11 @@ def loss_fn(loss: str, huber_delta: float = 1.0) -> Callable[[Tensor, Tensor], T
         if loss == "cross_entropy":
             logp = out.log_softmax(-1)
             return -logp.gather(-1, y.expand(*out.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+        if loss == "gaussian_nll":  # a 2-unit head read as (mean, log variance)
+            mu, log_var = out[..., 0], out[..., 1]
+            y = y.to(out.dtype).expand_as(mu)
+            # GaussianNLLLoss(full=False) with var = exp(log_var): 1/2 (log var + (y - mu)^2 / var)
+            return 0.5 * (log_var + (y - mu) ** 2 * torch.exp(-log_var))
         out = out.squeeze(-1)
         y = y.to(out.dtype).expand_as(out)
         if loss == "bce":
@@ -88,8 +98,8 @@ def evaluate(
         score = outputs.squeeze(-1)
         metrics["acc"] = ((score > 0) == y.bool()).double().mean()
         metrics["auc"] = roc_auc(score.double(), y)
-    else:
-        err = outputs.squeeze(-1) - y
+    else:  # the prediction is the first unit (the mean of a Gaussian head)
+        err = outputs[..., 0] - y
         metrics["mse"] = (err**2).mean()
         metrics["mae"] = err.abs().mean()
     return metrics
