@@ -99,7 +99,8 @@ if [ ! -s /etc/munge/munge.key ]; then  # Debian's postinst normally creates it
 fi
 if ! alive /run/munge/munged.pid; then
   install -d -o munge -g munge -m 0755 /run/munge  # /run is not populated without systemd
-  runuser -u munge -- /usr/sbin/munged </dev/null >>"$LOG/daemons.log" 2>&1
+  # --force: a munged killed with -9 (a session that ended) leaves its socket and lock behind
+  runuser -u munge -- /usr/sbin/munged --force </dev/null >>"$LOG/daemons.log" 2>&1
   started /run/munge/munged.pid
 fi
 munge -n | unmunge >/dev/null || fail "munge does not work"
