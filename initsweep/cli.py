@@ -95,6 +95,21 @@ def build_models(cfg: DictConfig, bundle, loss: str) -> tuple[list, list]:
     return models, assignments
 
 
+def build_population(
+    cfg: DictConfig, models: list, loss: str, device, strategy: str | None = None
+):
+    """The seeds' copies on ``device``: one stacked population where the model allows it."""
+    return make_population(
+        [m.to(device) for m in models],
+        build(cfg.optimizer),
+        loss_fn(loss, cfg.trainer.huber_delta),
+        dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in cfg.seeds],
+        strategy=strategy or cfg.trainer.strategy,
+        amp=cfg.trainer.amp,
+        compile=cfg.trainer.compile,
+    )
+
+
 def loop_config(t: DictConfig, loss: str) -> LoopConfig:
     return LoopConfig(
         epochs=t.epochs,
@@ -164,16 +179,7 @@ def run(cfg: DictConfig) -> float:
     loss = resolve_loss(bundle.task, cfg.trainer.loss)
     models, assignments = build_models(cfg, bundle, loss)
     bundle = bundle.to(device)
-    # all seeds train together as one stacked population where the model allows it
-    pop = make_population(
-        [m.to(device) for m in models],
-        build(cfg.optimizer),
-        loss_fn(loss, cfg.trainer.huber_delta),
-        dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in cfg.seeds],
-        strategy=cfg.trainer.strategy,
-        amp=cfg.trainer.amp,
-        compile=cfg.trainer.compile,
-    )
+    pop = build_population(cfg, models, loss, device)
     loop_cfg = loop_config(cfg.trainer, loss)
     # a killed or requeued job continues from its last epoch (checkpoint.pt), else starts fresh
     copies = [CopyState(s) for s in cfg.seeds]

@@ -13,14 +13,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from initsweep.cli import build, build_models, loop_config, resolve_device
+from initsweep.cli import build, build_models, build_population, loop_config, resolve_device
 from initsweep.config import validate
 from initsweep.diagnostics import step0_report
 from initsweep.diagnostics.table import format_layers
-from initsweep.init import param_generator
 from initsweep.track.files import write_json_atomic
-from initsweep.train.metrics import loss_fn, resolve_loss
-from initsweep.train.population import SequentialPopulation
+from initsweep.train.metrics import resolve_loss
 
 
 def probe(cfg: DictConfig) -> float:
@@ -32,12 +30,7 @@ def probe(cfg: DictConfig) -> float:
     loss = resolve_loss(bundle.task, cfg.trainer.loss)
     models, assignments = build_models(cfg, bundle, loss)
     bundle = bundle.to(device)
-    pop = SequentialPopulation(
-        [m.to(device) for m in models],
-        build(cfg.optimizer),
-        loss_fn(loss, cfg.trainer.huber_delta),
-        dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in cfg.seeds],
-    )
+    pop = build_population(cfg, models, loss, device, strategy="sequential")  # plain modules
     report = step0_report(
         pop, bundle, loop_config(cfg.trainer, loss), list(cfg.seeds), assignments
     )
