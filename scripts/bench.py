@@ -160,9 +160,12 @@ def population_variant(strategy):
         # sequential: each copy takes model_steps / M steps; vectorized: a step moves all M
         def go(steps: int = model_steps // m) -> int:
             loss_sum = torch.zeros(m, device=device)
+            xs, ys = x[order], y[order]  # the loop's one gather per epoch (charged every call)
             for j in range(steps):
-                idx = order[(j * BATCH) % (len(x) - BATCH) :][:BATCH]
-                loss_sum += pop.train_step(x[idx], y[idx])  # the loop's hot path
+                batch = slice(
+                    (j * BATCH) % (len(x) - BATCH), (j * BATCH) % (len(x) - BATCH) + BATCH
+                )
+                loss_sum += pop.train_step(xs[batch], ys[batch])  # the loop's hot path
             loss_sum.tolist()  # one host sync, as at a log interval
             return steps * m * BATCH
 

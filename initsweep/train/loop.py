@@ -97,11 +97,14 @@ def fit(
     bar.update((start_epoch - 1) * steps_per_epoch)
     for epoch in range(start_epoch, cfg.epochs + 1):
         order = batch_order(n, cfg.data_seed, epoch).to(bundle.x_train.device)
+        # one gather per epoch, so every batch is a contiguous view (a per-step gather cost
+        # 10-25 % of a stacked MLP step on the CPU); the batches are the same either way
+        x_epoch, y_epoch = bundle.x_train[order], bundle.y_train[order]
         loss_sum = torch.zeros(len(copies), device=bundle.x_train.device)
         since_log = 0
         for j in range(steps_per_epoch):
-            idx = order[j * cfg.batch_size : (j + 1) * cfg.batch_size]
-            loss_sum += pop.train_step(bundle.x_train[idx], bundle.y_train[idx])
+            batch = slice(j * cfg.batch_size, (j + 1) * cfg.batch_size)
+            loss_sum += pop.train_step(x_epoch[batch], y_epoch[batch])
             step += 1
             since_log += 1
             bar.update()
