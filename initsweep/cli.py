@@ -123,7 +123,7 @@ def loop_config(t: DictConfig, loss: str) -> LoopConfig:
     )
 
 
-def make_trackers(cfg: DictConfig, out: Path, bundle) -> Trackers:
+def make_trackers(cfg: DictConfig, out: Path, bundle, config: dict) -> Trackers:
     """The files tracker always; one W&B run per seed too with ``tracker=wandb``."""
     t, seeds = cfg.tracker, list(cfg.seeds)
     if t.histogram_every < 0:
@@ -138,7 +138,7 @@ def make_trackers(cfg: DictConfig, out: Path, bundle) -> Trackers:
             WandbTracker(
                 out,
                 seeds,
-                config=OmegaConf.to_container(cfg, resolve=True),
+                config=config,
                 names=[f"{cfg.init.name}-{cfg.bias.name}-s{s}" for s in seeds],
                 project=t.project,
                 entity=t.entity,
@@ -186,7 +186,7 @@ def run(cfg: DictConfig) -> float:
     start_epoch, step = resume(out, config, pop, copies)
 
     # --- step-0 diagnostics: the loss at init against theory
-    tracker, status = make_trackers(cfg, out, bundle), "failed"
+    tracker, status = make_trackers(cfg, out, bundle, config), "failed"
     try:  # every tracker finishes (W&B runs close), also when the job fails
         if start_epoch == 1:
             tracker.log_init(step0_report(pop, bundle, loop_cfg, list(cfg.seeds), assignments))
@@ -200,9 +200,7 @@ def run(cfg: DictConfig) -> float:
             pruned = p
         t = cfg.trainer
         summary = summarize(copies, cfg.objective, t.on_diverge, t.diverge_penalty)
-        summary.update(
-            name=cfg.name, strategy=pop.strategy, config=OmegaConf.to_container(cfg, resolve=True)
-        )
+        summary.update(name=cfg.name, strategy=pop.strategy, config=config)
         summary.update(search_fields(cfg, pruned))
         tracker.log_summary(summary)
         status = "finished"

@@ -169,3 +169,12 @@ def truncate_logs(output_dir: str | Path, step: int) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+
+def check_state_fits(state: dict, pop) -> None:
+    """A checkpoint loads only into a population of its own strategy and size."""
+    if state["strategy"] != pop.strategy or len(state["models"]) != len(pop):
+        raise ValueError(
+            f"a {state['strategy']} checkpoint of {len(state['models'])} copies cannot be "
+            f"loaded into a {pop.strategy} population of {len(pop)}"
+        )

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from initsweep.errors import invalid
+from initsweep.train.checkpoint import check_state_fits
 from initsweep.train.optim import build_optimizer
 from initsweep.train.stacked import mlp_unsupported
 from initsweep.train.vectorized import VectorizedPopulation
@@ -130,11 +131,7 @@ class SequentialPopulation:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` (from any device) into this population of the same shape."""
-        if state["strategy"] != self.strategy or len(state["models"]) != len(self):
-            raise ValueError(
-                f"a {state['strategy']} checkpoint of {len(state['models'])} copies cannot be "
-                f"loaded into a {self.strategy} population of {len(self)}"
-            )
+        check_state_fits(state, self)
         for model, opt, m, o in zip(
             self.models, self.optimizers, state["models"], state["optimizers"]
         ):

@@ -21,6 +21,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
+from initsweep.train.checkpoint import check_state_fits
 from initsweep.train.dropout import DropoutStreams
 from initsweep.train.functional import VmapStack
 from initsweep.train.optim import build_optimizer
@@ -226,11 +227,7 @@ class VectorizedPopulation:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` (from any device) into a population of the same shape."""
-        if state["strategy"] != self.strategy or len(state["models"]) != len(self):
-            raise ValueError(
-                f"a {state['strategy']} checkpoint of {len(state['models'])} copies cannot be "
-                f"loaded into a {self.strategy} population of {len(self)}"
-            )
+        check_state_fits(state, self)
         opt = state["optimizers"]
         for shard, (a, b) in zip(self.shards, self.bounds):
             for j in range(b - a):
