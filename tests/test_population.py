@@ -17,8 +17,10 @@ from initsweep.cli import run
 from initsweep.errors import ConfigError
 from initsweep.models import CNN, MLP, DeepMLP, LSTMNet
 from initsweep.train.dropout import DropoutStreams, keep_threshold
+from initsweep.train.malloc import keep_freed_memory
 from initsweep.train.metrics import loss_fn
 from initsweep.train.population import SequentialPopulation, make_population
+from initsweep.train.stacked import SharedInputLinear
 from initsweep.train.vectorized import VectorizedPopulation
 from tests.conftest import REPO, run_cli
 
@@ -67,6 +69,42 @@ def test_vectorized_matches_sequential_per_copy(opt, shards):
     for i in range(3):
         for (name, a), b in zip(vec.module(i).named_parameters(), seq.models[i].parameters()):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=name)
+
+
+def test_shared_input_linear_gradients_float64():
+    g = torch.Generator().manual_seed(3)
+    x, w, b = (
+        torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+        for shape in ((5, 7), (3, 4, 7), (3, 4))
+    )
+    assert torch.autograd.gradcheck(SharedInputLinear.apply, (x, w, b))
+    assert torch.autograd.gradcheck(SharedInputLinear.apply, (x, w, None))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_shared_input_linear_float32_matches_each_copy_alone(bias):
+    # float32 on the CPU runs oneDNN's kernel: it must give each copy's nn.functional.linear
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(128, 784, generator=g)
+    w = torch.randn(6, 256, 784, generator=g).mul_(0.05).requires_grad_(True)
+    b = torch.randn(6, 256, generator=g).requires_grad_(True) if bias else None
+    grad = torch.randn(6, 128, 256, generator=g)
+    y = SharedInputLinear.apply(x, w, b)
+    y.backward(grad)
+    for i in range(6):
+        wi = w[i].detach().requires_grad_(True)
+        bi = b[i].detach().requires_grad_(True) if bias else None
+        yi = nn.functional.linear(x, wi, bi)
+        yi.backward(grad[i])
+        torch.testing.assert_close(y[i], yi, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(w.grad[i], wi.grad, rtol=1e-5, atol=1e-4)
+        if bias:
+            torch.testing.assert_close(b.grad[i], bi.grad, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_keep_freed_memory_applies_on_glibc():
+    assert keep_freed_memory() is True and keep_freed_memory() is True  # idempotent
 
 
 class ExplicitDropout(nn.Module):
