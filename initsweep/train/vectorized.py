@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from initsweep.train.checkpoint import check_state_fits
 from initsweep.train.dropout import DropoutStreams
 from initsweep.train.functional import VmapStack
+from initsweep.train.malloc import keep_freed_memory
 from initsweep.train.optim import build_optimizer
 from initsweep.train.stacked import StackedMLP, mlp_unsupported
 
@@ -139,6 +140,8 @@ class VectorizedPopulation:
     ) -> None:
         self.template = copy.deepcopy(models[0])  # module(i) fills a copy of it
         device = next(models[0].parameters()).device
+        if device.type == "cpu":
+            keep_freed_memory()
         # one shard where copies share global state: vmap's dropout RNG, torch.compile
         stacked = mlp_unsupported(models[0]) is None and not compile
         n = shards or (default_shards(device, len(models)) if stacked else 1)
