@@ -10,7 +10,11 @@ Samples per second for all copies together (one sample = one copy seeing one exa
 for the FashionMNIST-shaped MLP 784-256-256-10 (ReLU, dropout 0.2, Adam, batch 128, synthetic
 data of the real shape) at M = 1, 10, 60, and the small CNN (conv 32, conv 64, 3x32x32) at
 M = 1, 10, where (c) is the generic vmap path. Each timing is a fixed number of model-steps
-(a sequential variant gives each copy 1/M of them). Every round measures the float32 matmul
+(a sequential variant gives each copy 1/M of them). Every variant walks on through its epochs
+from one timing to the next, so a per-epoch cost (a DataLoader epoch per copy in (a), one
+shuffled gather in (b) and (c), as in the loop) is paid once per epoch, as in training.
+Building (c) switches glibc to keep freed memory (initsweep/train/malloc.py); that setting is
+process-wide, so (a) and (b) are timed under it too. Every round measures the float32 matmul
 peak (2048^2 ``torch.mm``, all threads) and then every (model, M, variant) once, interleaved;
 the table shows medians over rounds, the ratio (c)/(a) taken within each round, and % of peak
 with 6 x params FLOPs/sample for the MLP (3 x forward FLOPs for the CNN, where 6 x params
@@ -127,24 +131,41 @@ def naive_variant(spec, m, data, device, model_steps):
     x, y = data[0].cpu(), data[1].cpu()
     models = [make_naive().to(device) for _ in range(m)]
     optimizers = [torch.optim.Adam(model.parameters(), lr=1e-3) for model in models]
+    loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True)
+    streams = [epochs(loader) for _ in models]  # each copy's own pass through the epochs
 
     def go(steps: int = model_steps // m) -> int:
-        for model, opt in zip(models, optimizers):
-            loader, done = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True), 0
-            while done < steps:  # epochs of the loader until this copy's share of steps
-                for xb, yb in loader:
-                    xb, yb = xb.to(device), yb.to(device)
-                    opt.zero_grad()
-                    loss = nn.functional.cross_entropy(model(xb), yb)
-                    loss.backward()
-                    opt.step()
-                    loss.item()
-                    done += 1
-                    if done == steps:
-                        break
+        for model, opt, stream in zip(models, optimizers, streams):
+            for _ in range(steps):
+                xb, yb = next(stream)
+                xb, yb = xb.to(device), yb.to(device)
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+                loss.item()
         return steps * m * BATCH
 
     return go
+
+
+def epochs(batches):
+    """Endless epochs of an iterable of batches, as ``for epoch ...: for batch in batches``."""
+    while True:
+        yield from batches
+
+
+class Shuffled:
+    """The loop's batches: each epoch one gather ``x[order]``, then contiguous slices of it."""
+
+    def __init__(self, x, y) -> None:
+        self.x, self.y = x, y
+
+    def __iter__(self):
+        order = torch.randperm(len(self.x), device=self.x.device)
+        xs, ys = self.x[order], self.y[order]
+        for j in range(0, len(xs) - BATCH + 1, BATCH):
+            yield xs[j : j + BATCH], ys[j : j + BATCH]
 
 
 def population_variant(strategy):
@@ -154,18 +175,13 @@ def population_variant(strategy):
         adam = functools.partial(torch.optim.Adam, lr=1e-3)
         population = SequentialPopulation if strategy == "sequential" else VectorizedPopulation
         pop = population(models, adam, loss_fn("cross_entropy"), list(range(m)))
-        x, y = data
-        order = torch.randperm(len(x), device=device)
+        stream = epochs(Shuffled(*data))
 
         # sequential: each copy takes model_steps / M steps; vectorized: a step moves all M
         def go(steps: int = model_steps // m) -> int:
             loss_sum = torch.zeros(m, device=device)
-            xs, ys = x[order], y[order]  # the loop's one gather per epoch (charged every call)
-            for j in range(steps):
-                batch = slice(
-                    (j * BATCH) % (len(x) - BATCH), (j * BATCH) % (len(x) - BATCH) + BATCH
-                )
-                loss_sum += pop.train_step(xs[batch], ys[batch])  # the loop's hot path
+            for _ in range(steps):
+                loss_sum += pop.train_step(*next(stream))  # the loop's hot path
             loss_sum.tolist()  # one host sync, as at a log interval
             return steps * m * BATCH
 
