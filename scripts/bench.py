@@ -6,6 +6,8 @@ Samples per second for all copies together (one sample = one copy seeing one exa
       torch.optim.Adam and ``loss.item()`` every step, as blog posts do;
   (b) initsweep sequential: SequentialPopulation on pre-loaded tensors, the loop's hot path;
   (c) initsweep vectorized: VectorizedPopulation, every copy in one stacked step;
+  (g) for the MLP, (c)'s matrix products alone, in (c)'s shards: a ceiling for (c), since no
+      fp32 step on these kernels can beat its own GEMMs;
 
 for the FashionMNIST-shaped MLP 784-256-256-10 (ReLU, dropout 0.2, Adam, batch 128, synthetic
 data of the real shape) at M = 1, 10, 60, and the small CNN (conv 32, conv 64, 3x32x32) at
@@ -33,6 +35,7 @@ import os
 import platform
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -42,7 +45,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from initsweep.models import CNN, MLP
 from initsweep.train.metrics import loss_fn
 from initsweep.train.population import SequentialPopulation
-from initsweep.train.vectorized import VectorizedPopulation
+from initsweep.train.stacked import gemm_nt
+from initsweep.train.vectorized import VectorizedPopulation, default_shards
 
 BATCH = 128
 TARGETS = {"ratio_c_a": 3.5, "peak_fraction_c_m60": 0.5}
@@ -190,15 +194,68 @@ def population_variant(strategy):
     return build
 
 
+def gemm_variant(spec, m, data, device, model_steps):
+    """The matrix products of (c)'s step alone, in (c)'s shards: a ceiling for any fp32 step
+    built on these kernels (no optimizer, activations, masks, loss, data or Python loop)."""
+    widths = [
+        (k.in_features, k.out_features) for k in spec[0]().modules() if isinstance(k, nn.Linear)
+    ]
+    n = default_shards(device, m)
+    cuts = [round(k * m / n) for k in range(n + 1)]
+    shards = [_gemms(widths, b - a, device) for a, b in zip(cuts[:-1], cuts[1:])]
+    pool = ThreadPoolExecutor(n, initializer=torch.set_num_threads, initargs=(1,))
+
+    def go(steps: int = model_steps // m) -> int:
+        def run(step):
+            for _ in range(steps):
+                step()
+
+        for future in [pool.submit(run, step) for step in shards]:
+            future.result()
+        return steps * m * BATCH
+
+    return go
+
+
+def _gemms(widths, m, device):
+    """One shard's step of the stacked MLP, GEMMs only: the first layer's forward and weight
+    gradient on the shared batch, then forward, weight and input gradient of each later layer."""
+    (n_in, n_out), later = widths[0], widths[1:]
+    x, w, g = (
+        torch.randn(*s, device=device)
+        for s in ((BATCH, n_in), (m * n_out, n_in), (m * n_out, BATCH))
+    )
+    layers = [
+        (
+            torch.randn(m, BATCH, i, device=device),
+            torch.randn(m, i, o, device=device),
+            torch.randn(m, BATCH, o, device=device),
+        )
+        for i, o in later
+    ]
+
+    def step():
+        gemm_nt(x, w)
+        gemm_nt(g, x.t())
+        for h, w_k, g_k in layers:
+            torch.bmm(h, w_k)
+            torch.bmm(h.transpose(1, 2), g_k)
+            torch.bmm(g_k, w_k.transpose(1, 2))
+
+    return step
+
+
 VARIANTS = {
     "a": ("naive DataLoader loop", naive_variant),
     "b": ("initsweep sequential", population_variant("sequential")),
     "c": ("initsweep vectorized", population_variant("vectorized")),
+    "g": ("GEMMs of (c) only: ceiling", gemm_variant),
 }
 
 
 def plan(quick: bool, models: list[str], scale: float):
-    """(model name, spec, samples, model-steps per timing, copy counts) for ``models``."""
+    """(model name, spec, samples, model-steps per timing, copy counts, variants) for ``models``;
+    the GEMM-only ceiling (g) is written for the stacked MLP only."""
     if quick:
         full = [("mlp", mlp_spec(), 1024, 8, (1, 2)), ("cnn", cnn_spec(), 256, 2, (1, 2))]
     else:
@@ -208,23 +265,24 @@ def plan(quick: bool, models: list[str], scale: float):
         ]
     # model-steps stay a multiple of every M, so each timing does the same work
     return [
-        (name, spec, n, max(max(ms), round(steps * scale / max(ms)) * max(ms)), ms)
+        (name, spec, n, max(max(ms), round(steps * scale / max(ms)) * max(ms)), ms, variants)
         for name, spec, n, steps, ms in full
         if name in models
+        for variants in ["abcg" if name == "mlp" else "abc"]
     ]
 
 
 def run(rounds: int, device: torch.device, plans, peak_n: int = 2048) -> dict:
     cases, datas = [], {}
-    for name, spec, n, model_steps, ms in plans:
+    for name, spec, n, model_steps, ms, variants in plans:
         g = torch.Generator().manual_seed(0)
         datas[name] = (
             torch.randn(n, *spec[3], generator=g).to(device),
             torch.randint(0, 10, (n,), generator=g).to(device),
         )
         for m in ms:
-            for v, (_, build) in VARIANTS.items():
-                fn = build(spec, m, datas[name], device, model_steps)
+            for v in variants:
+                fn = VARIANTS[v][1](spec, m, datas[name], device, model_steps)
                 fn(2)  # warm-up: allocations, first-call dispatch
                 cases.append({"model": name, "m": m, "variant": v, "fn": fn, "flops": spec[2]})
     peaks, times = [], {i: [] for i in range(len(cases))}
@@ -321,6 +379,14 @@ def table(result: dict) -> str:
     lines.append("")
     for name, (value, ok) in result["targets"].items():
         lines.append(f"target {name}: {value} {'met' if ok else 'NOT met'}")
+    got = {(r["model"], r["m"], r["variant"]): r for r in result["rows"]}
+    for (model, m, v), g in got.items():
+        if v == "g" and (model, m, "c") in got:
+            c = got[model, m, "c"]["samples_per_s"] / g["samples_per_s"]
+            lines.append(
+                f"ceiling {model} M={m}: (c) runs at {100 * c:.0f}% of its GEMMs alone (g), "
+                f"and (g) itself is {g['ratio_vs_a']:.2f}x (a)"
+            )
     return "\n".join(lines)
 
 

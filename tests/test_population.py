@@ -299,6 +299,9 @@ def test_bench_quick_writes_every_variant(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     got = {(r["model"], r["m"], r["variant"]) for r in result["rows"]}
-    assert got == {(m, n, v) for m in ("mlp", "cnn") for n in (1, 2) for v in "abc"}
+    assert got == {(m, n, v) for m in ("mlp", "cnn") for n in (1, 2) for v in "abc"} | {
+        ("mlp", n, "g") for n in (1, 2)
+    }
     assert all(r["samples_per_s"] > 0 and r["peak_fraction"] > 0 for r in result["rows"])
     assert result["peak_flops"] > 0 and "| mlp | 2 | (c)" in done.stdout
+    assert "ceiling mlp M=2: (c) runs at" in done.stdout
