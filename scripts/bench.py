@@ -46,7 +46,7 @@ from initsweep.models import CNN, MLP
 from initsweep.train.metrics import loss_fn
 from initsweep.train.population import SequentialPopulation
 from initsweep.train.stacked import gemm_nt
-from initsweep.train.vectorized import VectorizedPopulation, default_shards
+from initsweep.train.vectorized import VectorizedPopulation, default_shards, shard_bounds
 
 BATCH = 128
 TARGETS = {"ratio_c_a": 3.5, "peak_fraction_c_m60": 0.5}
@@ -201,8 +201,7 @@ def gemm_variant(spec, m, data, device, model_steps):
         (k.in_features, k.out_features) for k in spec[0]().modules() if isinstance(k, nn.Linear)
     ]
     n = default_shards(device, m)
-    cuts = [round(k * m / n) for k in range(n + 1)]
-    shards = [_gemms(widths, b - a, device) for a, b in zip(cuts[:-1], cuts[1:])]
+    shards = [_gemms(widths, b - a, device) for a, b in shard_bounds(m, n)]
     pool = ThreadPoolExecutor(n, initializer=torch.set_num_threads, initargs=(1,))
 
     def go(steps: int = model_steps // m) -> int:

@@ -115,6 +115,12 @@ def default_shards(device: torch.device, copies: int) -> int:
     return 1 if device.type == "cuda" else max(1, min(torch.get_num_threads(), copies))
 
 
+def shard_bounds(copies: int, shards: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each shard's contiguous block of copies, as even as can be."""
+    cuts = [round(k * copies / shards) for k in range(shards + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
 class VectorizedPopulation:
     """M copies of one model as stacked tensors, every copy advanced by one batched step.
 
@@ -145,8 +151,7 @@ class VectorizedPopulation:
         # one shard where copies share global state: vmap's dropout RNG, torch.compile
         stacked = mlp_unsupported(models[0]) is None and not compile
         n = shards or (default_shards(device, len(models)) if stacked else 1)
-        cuts = [round(k * len(models) / n) for k in range(n + 1)]
-        self.bounds = list(zip(cuts[:-1], cuts[1:]))
+        self.bounds = shard_bounds(len(models), n)
         self.shards = [
             _Shard(models[a:b], make_optimizer, loss, dropout_seeds[a:b], amp, compile)
             for a, b in self.bounds
