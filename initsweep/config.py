@@ -1,22 +1,39 @@
-"""Structured configs (typed schemas in Hydra's ConfigStore) and the checks compose cannot do.
+"""The config module: where the config tree lives, its typed schemas, and what configs may build.
 
-Hydra rejects a wrong type or an unknown key at compose time through these schemas; ``validate``
-then checks ranges and relations, raising :class:`ConfigError` with the key, value and what is allowed.
+Hydra rejects a wrong type, an unknown key or an unknown value of an enum-like key (``init.mode``,
+``trainer.strategy``, ``trainer.loss``, ...) at compose time through these schemas, with its own
+message listing the valid values. Range and relation checks need the whole job and run when the
+job spec is built (:mod:`initsweep.job.spec`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
 
-from initsweep.errors import invalid
+from initsweep.choice import make_choice
 from initsweep.init import list_schemes, scheme_schema
 from initsweep.summary import ON_DIVERGE
-from initsweep.train.metrics import METRIC_KEYS
+from initsweep.track.wandb import MODES
+from initsweep.train.metrics import LOSSES
+from initsweep.train.population import STRATEGIES
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the primary config dir
+
+# configs are code: only these packages may be _target_s (Hydra 1.4 execution allow-list)
+TARGETS = ["initsweep.*", "torch.optim.*", "torch.nn.*", "torchvision.*"]
+# what Hydra itself may build from config: our callbacks, logging handlers, sweeper/launcher parts
+HYDRA_TARGETS = [*TARGETS, "logging.*", "hydra.*", "hydra_plugins.*", "optuna.*", "submitit.*"]
+
+Strategy = make_choice("Strategy", STRATEGIES, __name__)
+OnDiverge = make_choice("OnDiverge", ON_DIVERGE, __name__)
+Loss = make_choice(
+    "Loss", ["auto", *dict.fromkeys(n for ls in LOSSES.values() for n in ls)], __name__
+)
+TrackerMode = make_choice("TrackerMode", MODES, __name__)
 
 
 @dataclass
@@ -26,26 +43,26 @@ class TrainerConfig:
     device: str = "auto"  # auto: CUDA if available, else CPU
     data_seed: int = 0  # one data order shared by all seeds: they differ only in init and dropout
     log_every: int = 10  # steps between train/loss points
-    loss: str = "auto"  # auto | cross_entropy | bce | mse | mae | huber | gaussian_nll
+    loss: Loss = Loss.auto  # auto: cross_entropy, bce or mse by task
     huber_delta: float = 1.0
     eval_batch_size: int = 4096
-    strategy: str = "auto"  # auto | vectorized | sequential (how the seeds' copies train)
+    strategy: Strategy = Strategy.auto  # how the seeds' copies train
     amp: bool = True  # CUDA only: bf16 autocast of the training step (the CPU trains in fp32)
     compile: bool = False  # torch.compile the stacked step (measured slower on the 2-core CPU)
     progress: bool = True
     # PyTorch's deterministic algorithms: bit-identical GPU runs, at some speed cost (CPU runs
     # are deterministic already)
     deterministic: bool = False
-    on_diverge: str = "ignore"  # ignore | penalize | fail: how diverged seeds enter the objective
+    on_diverge: OnDiverge = OnDiverge.ignore  # how diverged seeds enter the objective
     diverge_penalty: float | None = None  # the objective value of a diverged seed (penalize)
 
 
 @dataclass
 class BiasConfig:
     name: str = "zeros"
-    hidden: str = "zeros"  # zeros | constant | default (PyTorch's U(+-1/sqrt(fan_in)))
+    hidden: str = "zeros"  # a hidden bias rule: zeros | constant | default (PyTorch's)
     hidden_value: float = 0.0  # for hidden=constant, e.g. 0.1 for ReLU units
-    # a bias rule: zeros | constant | prior | mean | median | huber | gaussian | pytorch_default
+    # an output bias rule: zeros | constant | prior | mean | median | huber | gaussian | ...
     output: str = "zeros"
     value: float = 0.0  # for output=constant
     forget_gate: Optional[float] = None  # noqa: UP045 (OmegaConf)  # LSTM effective forget bias (1, 2); null: bias.hidden's
@@ -63,7 +80,7 @@ class WandbConfig(TrackerConfig):
     name: str = "wandb"
     project: str = "initsweep"
     entity: str | None = None  # W&B user or team (online only)
-    mode: str = "offline"  # offline | online | disabled
+    mode: TrackerMode = TrackerMode.offline
     tags: list[str] = field(default_factory=list)
 
 
@@ -82,44 +99,4 @@ def register_configs() -> None:
         cs.store(group="schema/init", name=name, node=scheme_schema(name))
 
 
-def _check(ok: bool, key: str, value: object, allowed: str) -> None:
-    if not ok:
-        raise invalid(key, value, allowed)
-
-
-def validate(cfg: DictConfig) -> None:
-    """Range and relation checks on a composed config (types were checked by the schemas)."""
-    seeds = list(cfg.seeds)
-    _check(len(seeds) > 0, "seeds", seeds, "give at least one seed, e.g. seeds='[0,1,2]'")
-    _check(all(isinstance(s, int) for s in seeds), "seeds", seeds, "seeds must be integers")
-    _check(len(set(seeds)) == len(seeds), "seeds", seeds, "seeds must not repeat")
-    t = cfg.trainer
-    _check(t.epochs >= 1, "trainer.epochs", t.epochs, "must be >= 1")
-    _check(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "must be >= 1")
-    _check(t.log_every >= 1, "trainer.log_every", t.log_every, "must be >= 1")
-    _check(
-        t.strategy in ("auto", "vectorized", "sequential"),
-        "trainer.strategy",
-        t.strategy,
-        "use one of auto, vectorized, sequential",
-    )
-    _check(
-        t.on_diverge in ON_DIVERGE,
-        "trainer.on_diverge",
-        t.on_diverge,
-        f"use one of {', '.join(ON_DIVERGE)}",
-    )
-    if t.on_diverge == "penalize":
-        penalty = t.diverge_penalty
-        ok = penalty is not None and math.isfinite(penalty)
-        _check(ok, "trainer.diverge_penalty", penalty, "on_diverge=penalize needs a finite number")
-    lr = cfg.optimizer.get("lr")
-    _check(
-        lr is not None and lr > 0 and math.isfinite(lr), "optimizer.lr", lr, "must be a number > 0"
-    )
-    dropout = cfg.model.get("dropout", 0.0)
-    _check(0.0 <= dropout < 1.0, "model.dropout", dropout, "must be in [0, 1)")
-    allowed = sorted(set().union(*METRIC_KEYS.values()))
-    _check(
-        cfg.objective in allowed, "objective", cfg.objective, f"use one of {', '.join(allowed)}"
-    )
+register_configs()  # importing the config module makes its schemas known to Hydra

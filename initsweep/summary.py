@@ -1,15 +1,33 @@
-"""A job's summary: per-seed finals, the aggregate over seeds, the objective, and a table."""
+"""A job's summary: per-seed finals, the aggregate over seeds, the objective, and a table.
+
+No torch here: the report reads ``summary.json`` with the same :func:`aggregate` and
+:func:`direction` the job wrote it with. ``copies`` are the loop's per-seed states (``seed``,
+``final`` metrics, ``diverged_step``).
+"""
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
+from typing import Any
 
-from initsweep.train.loop import CopyState
-from initsweep.train.metrics import direction
+from initsweep.render import render_table
+
+ON_DIVERGE = ("ignore", "penalize", "fail")  # trainer.on_diverge: diverged seeds in the objective
 
 
-def aggregate(values: list[float]) -> dict[str, float]:
+def direction(metric: str) -> str:
+    """Losses and errors are minimised; accuracy, AUC and the like are maximised."""
+    name = metric.rsplit("/", 1)[-1]
+    return (
+        "minimize"
+        if name in ("loss", "mse", "mae", "nll") or name.endswith("loss")
+        else "maximize"
+    )
+
+
+def aggregate(values: Sequence[float | None]) -> dict[str, float]:
     """Mean, sample standard deviation (ddof=1; 0 for one value) and count of finite values."""
     vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
@@ -18,11 +36,8 @@ def aggregate(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(vals), "std": std, "n": len(vals)}
 
 
-ON_DIVERGE = ("ignore", "penalize", "fail")  # trainer.on_diverge: diverged seeds in the objective
-
-
 def objective_value(
-    copies: list[CopyState], metric: str, on_diverge: str = "ignore", penalty: float | None = None
+    copies: Sequence[Any], metric: str, on_diverge: str = "ignore", penalty: float | None = None
 ) -> float:
     """The job's objective: the mean over seeds of ``metric``, diverged seeds as ``on_diverge`` says.
 
@@ -39,18 +54,23 @@ def objective_value(
     return aggregate(live)["mean"]
 
 
-def summarize(
-    copies: list[CopyState],
+def make_summary(
+    copies: Sequence[Any],
     objective: str,
     on_diverge: str = "ignore",
     penalty: float | None = None,
+    *,
+    extra: dict | None = None,
+    search: dict | None = None,
 ) -> dict:
-    """Per-seed finals, their aggregate over the seeds that did not diverge, and the objective."""
+    """``summary.json``: per-seed finals, their aggregate over the seeds that did not diverge,
+    the objective, then ``extra`` (the job's name, strategy, config) and the search trial's
+    record (``search``; a ``pruned_epoch`` there makes the status ``pruned``)."""
     live = [c for c in copies if c.diverged_step is None]
     keys = sorted({k for c in copies for k in c.final})
     agg = {k: aggregate([c.final.get(k, math.nan) for c in live]) for k in keys}
     value = objective_value(copies, objective, on_diverge, penalty)
-    return {
+    summary = {
         "status": "finished",
         "objective": {"metric": objective, "direction": direction(objective), "value": value},
         "seeds": [
@@ -64,15 +84,16 @@ def summarize(
         ],
         "n_diverged": len(copies) - len(live),
         "aggregate": agg,
+        **(extra or {}),
     }
+    if search is not None:
+        summary["search"] = search
+        if search.get("pruned_epoch") is not None:
+            summary["status"] = "pruned"
+    return summary
 
 
 def format_table(agg: dict[str, dict[str, float]], title: str = "") -> str:
     """A small fixed-width table: metric | mean ± std | n."""
     rows = [(k, f"{v['mean']:.4f} ± {v['std']:.4f}", str(v["n"])) for k, v in agg.items()]
-    header = ("metric", "mean ± std", "n")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    out = [title] if title else []
-    out += [line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]
-    return "\n".join(out)
+    return render_table(("metric", "mean ± std", "n"), rows, title=title)

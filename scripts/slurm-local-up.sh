@@ -8,7 +8,7 @@
 #   INSTALL=0     never run apt (fail if the packages are missing)
 #   ACCOUNTING=0  skip slurmdbd + MariaDB (then submitit can hang on a cancelled job)
 #
-# Recipe, timings and pitfalls: shared/notes/slurm-local.md. The daemons this script started are
+# Recipe and pitfalls: the README's SLURM section. The daemons this script started are
 # listed (by pid file) in $STATE/started; slurm-local-down.sh stops exactly those.
 set -euo pipefail
 INSTALL=${INSTALL:-1}

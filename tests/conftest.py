@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from initsweep.cli import CONF_DIR
+from initsweep.config import CONF_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,10 +10,16 @@ import pytest
 from scipy import stats
 
 from initsweep.errors import ConfigError
-from initsweep.report.compare import compare_jobs
-from initsweep.report.compare_section import comparison_section, section
-from initsweep.report.effects import bootstrap_ci, compare_samples, hedges_g, holm, seeds_needed
-from initsweep.report.verdict import verdict
+from initsweep.report.compare import compare_jobs, comparison_section, section
+from initsweep.report.compare.effects import (
+    bootstrap_ci,
+    compare_samples,
+    hedges_g,
+    holm,
+    seeds_needed,
+)
+from initsweep.report.compare.verdict import verdict
+from initsweep.report.jobs import Job
 from tests.conftest import run_cli
 from tests.test_speed import job_records
 
@@ -47,7 +53,7 @@ def fake_job(overrides, taus, *, data_seed=0, diverge=(), steps=40, per_epoch=10
         "n_diverged": len(diverge),
         "config": {"trainer": {"data_seed": data_seed, "batch_size": 64}},
     }
-    return {"overrides": overrides, "summary": summary, "records": records}
+    return Job.of(overrides, summary, records)
 
 
 def taus(base, effect=1.0, spread=0.3, seed=0):
@@ -65,7 +71,7 @@ def row(comps, metric, other=None):
 @pytest.mark.parametrize("paired, n", [(False, 5), (False, 10), (True, 10)])
 def test_intervals_cover_a_known_shift_at_about_their_level(paired, n):
     # 200 draws of a shifted normal: the 95% interval should hold the true shift ~190 times
-    # (paired with 5 seeds it holds it ~91% of the time: see initsweep/report/effects.py)
+    # (paired with 5 seeds it holds it ~91% of the time: see initsweep/report/compare/effects.py)
     rng = np.random.default_rng(n)
     level, draws, shift = 0.95, 200, 0.7
     hits = 0

@@ -9,9 +9,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from initsweep.cli import CONF_DIR, run
+from initsweep.config import CONF_DIR
 from initsweep.data import embedded
 from initsweep.init.bias import binary_entropy, entropy
+from initsweep.job import run
 from tests.conftest import run_cli
 from tests.tiny_vision import trust_cifar, write_cifar, write_mnist
 

@@ -189,7 +189,7 @@ def test_bad_bias_config_fails_with_one_clear_line(task, rule, bias, out, expect
 
 
 def test_every_bias_option_composes_and_names_a_registered_rule(make_cfg):
-    from initsweep.cli import CONF_DIR
+    from initsweep.config import CONF_DIR
 
     for path in sorted((CONF_DIR / "bias").glob("*.yaml")):
         cfg = make_cfg(f"bias={path.stem}")
@@ -200,8 +200,8 @@ def test_every_bias_option_composes_and_names_a_registered_rule(make_cfg):
 def test_gaussian_head_trains_end_to_end_from_its_loss_at_init(make_cfg, tmp_path):
     import json
 
-    from initsweep.cli import run
     from initsweep.data.embedded import diabetes
+    from initsweep.job import run
 
     cfg = make_cfg(
         "dataset=diabetes",

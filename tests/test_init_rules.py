@@ -23,6 +23,8 @@ LAYER_KEYS = {
     "weight_std",
     "weight_min",
     "weight_max",
+    "theory_mean",
+    "theory_family",
     "theory_std",
     "preact_mean",
     "preact_std",

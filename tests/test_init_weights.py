@@ -226,7 +226,8 @@ def test_shape_errors_name_the_parameter_and_its_shape():
 
 @pytest.mark.slow  # composes the config once per scheme
 def test_every_scheme_is_a_config_option_that_initializes_the_default_model(make_cfg):
-    from initsweep.cli import build, build_models
+    from initsweep.job import job_spec
+    from initsweep.job.build import build, build_models
 
     bundle = None
     for scheme in list_schemes():
@@ -235,7 +236,7 @@ def test_every_scheme_is_a_config_option_that_initializes_the_default_model(make
         bundle = bundle or build(cfg.dataset)
         if scheme == "delta_orthogonal":  # conv-only: the MLP's dense weights are refused
             with pytest.raises(ConfigError, match="needs a conv weight"):
-                build_models(cfg, bundle, "cross_entropy")
+                build_models(job_spec(cfg), bundle, "cross_entropy")
             continue
-        (model,), (assignment,) = build_models(cfg, bundle, "cross_entropy")
+        (model,), (assignment,) = build_models(job_spec(cfg), bundle, "cross_entropy")
         assert {a["scheme"] for a in assignment if a["param"].endswith("weight")} == {scheme}

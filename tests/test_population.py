@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from initsweep.cli import run
 from initsweep.errors import ConfigError
+from initsweep.job import run
 from initsweep.models import CNN, MLP, DeepMLP, LSTMNet
 from initsweep.train.dropout import DropoutStreams, keep_threshold
 from initsweep.train.malloc import keep_freed_memory

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from initsweep.errors import ConfigError
-from initsweep.probe import probe
+from initsweep.job import probe
 from tests.conftest import REPO
 
 

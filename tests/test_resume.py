@@ -14,10 +14,10 @@ import time
 import pytest
 import torch
 
-from initsweep.cli import run
 from initsweep.errors import ConfigError
+from initsweep.files import read_jsonl
+from initsweep.job import run
 from initsweep.models import MLP
-from initsweep.track import read_jsonl
 from initsweep.train.checkpoint import CHECKPOINT, load_checkpoint, truncate_logs
 from initsweep.train.metrics import loss_fn
 from initsweep.train.population import make_population

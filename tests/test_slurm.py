@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from initsweep.track import read_jsonl
+from initsweep.files import read_jsonl
 from initsweep.train.checkpoint import CHECKPOINT, load_checkpoint
 from tests.conftest import REPO, run_cli
 

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from initsweep.cli import run
 from initsweep.errors import ConfigError
-from initsweep.report.speed import (
+from initsweep.files import read_jsonl
+from initsweep.job import run
+from initsweep.report.compare.speed import (
     Target,
     default_first_k,
     diverged_steps,
@@ -18,7 +19,6 @@ from initsweep.report.speed import (
     speed_metrics,
     steps_per_epoch,
 )
-from initsweep.track.files import read_jsonl
 
 
 def job_records(curves: dict[int, list[float]], *, per_epoch: int, log_every: int, val=None):

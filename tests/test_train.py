@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from initsweep.cli import run
 from initsweep.data.embedded import digits
+from initsweep.files import read_jsonl
 from initsweep.init.bias import entropy
-from initsweep.track import read_jsonl
+from initsweep.job import run
 
 ZERO_OUTPUT = "+init.rules=[{pattern: out.weight, scheme: zeros}]"
 

@@ -11,9 +11,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-import initsweep.cli as cli
+import initsweep.job as job
+import initsweep.job.task as task
+from initsweep.config import CONF_DIR
 from initsweep.errors import ConfigError
-from initsweep.track.files import read_jsonl
+from initsweep.files import read_jsonl
 from initsweep.track.wandb import WandbTracker, job_type, run_id, study_group
 from tests.conftest import run_cli
 
@@ -58,7 +60,7 @@ def wandb_job(tmp_path_factory):
     out = tmp_path_factory.mktemp("wandb_job")
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("WANDB_MODE", raising=False)  # the default must be offline by itself
-        with initialize_config_dir(config_dir=str(cli.CONF_DIR)):
+        with initialize_config_dir(config_dir=str(CONF_DIR)):
             cfg = compose(
                 "train",
                 overrides=[
@@ -70,7 +72,7 @@ def wandb_job(tmp_path_factory):
             )
         with open_dict(cfg):
             cfg.paths.output_dir = str(out)
-        cli.run(cfg)
+        job.run(cfg)
     return out, runs_by_seed(out)
 
 
@@ -147,9 +149,9 @@ def test_runs_finish_with_exit_code_1_when_the_job_fails(make_cfg, tmp_path, mon
     def boom(*args, **kwargs):
         raise RuntimeError("training blew up")
 
-    monkeypatch.setattr(cli, "fit", boom)  # a failure after the runs have started
+    monkeypatch.setattr(task, "fit", boom)  # a failure after the runs have started
     with pytest.raises(RuntimeError, match="blew up"):
-        cli.run(make_cfg("tracker=wandb", "tracker.mode=offline", *TINY))
+        job.run(make_cfg("tracker=wandb", "tracker.mode=offline", *TINY))
     runs = runs_by_seed(tmp_path)
     assert sorted(runs) == [0, 1]
     for records in runs.values():
@@ -205,8 +207,8 @@ def test_multirun_job_types_are_the_overrides_without_seeds(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     job_types, groups = set(), set()
-    for job in sorted((tmp_path / "sweep").glob("[0-9]")):
-        (records,) = runs_by_seed(job).values()
+    for job_dir in sorted((tmp_path / "sweep").glob("[0-9]")):
+        (records,) = runs_by_seed(job_dir).values()
         run = of_type(records, "run")[0]
         job_types.add(run["job_type"])
         groups.add(run["run_group"])

@@ -27,11 +27,11 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from omegaconf import OmegaConf
 from optuna.trial import Trial, TrialState
 
+from hydra_plugins.initsweep_optuna.space import parse_space
 from initsweep.errors import ConfigError
 from initsweep.search.results import format_trials_table, write_study_outputs
-from initsweep.search.space import parse_space
 from initsweep.search.storage import open_storage, resolve_storage
-from initsweep.train.metrics import direction as metric_direction
+from initsweep.summary import direction as metric_direction
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from torchvision import datasets
 
 from initsweep.data.bundle import DataBundle
 from initsweep.data.transforms import finish
-from initsweep.errors import ConfigError
+from initsweep.errors import ConfigError, first_line
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _open(name: str, root: str, train: bool, download: bool):
     except (RuntimeError, URLError, OSError) as e:
         where = os.path.join(os.path.abspath(root), spec.folder)
         why = "download failed" if download else "dataset.download=false"
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise ConfigError(
             f"dataset {name}: files not found in {where} ({why}: {reason}); expected {spec.files}. "
             f"Run once with network and dataset.download=true, or put {spec.archive} there "

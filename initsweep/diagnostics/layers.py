@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from initsweep.init.registry import scheme_params, theoretical_moments
+from initsweep.init.model import model_facts
+from initsweep.init.registry import scheme_params, theoretical_family, theoretical_moments
 from initsweep.train.metrics import loss_fn
 
 HOOKED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -74,18 +75,24 @@ def _activation_stats(z: Tensor, activation: str) -> tuple[float | None, float |
     return None, None
 
 
-def _theory_std(entry: dict[str, Any] | None, shape: tuple[int, ...]) -> float | None:
+def _theory(entry: dict[str, Any] | None, shape: tuple[int, ...]) -> dict[str, Any]:
+    """The scheme's mean, std and distribution family for this weight (None where unknown)."""
+    none = {"theory_mean": None, "theory_std": None, "theory_family": None}
     if entry is None or "scheme" not in entry or entry.get("bias"):
-        return None
+        return none
+    params = {k: v for k, v in entry.items() if k in scheme_params(entry["scheme"])}
     try:
-        moments = theoretical_moments(entry["scheme"], shape, _scheme_args(entry))
+        moments = theoretical_moments(entry["scheme"], shape, params)
     except (TypeError, ValueError):
-        return None
-    return None if moments is None else moments[1] * entry.get("scale", 1.0)
-
-
-def _scheme_args(entry: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entry.items() if k in scheme_params(entry["scheme"])}
+        return none
+    if moments is None:
+        return none
+    scale = entry.get("scale", 1.0)
+    return {
+        "theory_mean": _num(moments[0] * scale),
+        "theory_std": _num(moments[1] * scale),
+        "theory_family": theoretical_family(entry["scheme"], params),
+    }
 
 
 def layer_report(
@@ -98,8 +105,8 @@ def layer_report(
 ) -> list[dict[str, Any]]:
     """One row per weight of ``model`` (see the module docstring) on the batch ``(x, y)``."""
     by_param = {a["param"]: a for a in assignment}
-    activation = getattr(model, "activation", "linear")
-    output = getattr(model, "output_layer", None)
+    facts = model_facts(model)
+    activation, output = facts.activation, facts.output_layer
     preacts: dict[str, Tensor] = {}
 
     def keep(name: str):
@@ -142,7 +149,7 @@ def layer_report(
                 "weight_std": _num(wd.std(unbiased=False)),
                 "weight_min": _num(wd.min()),
                 "weight_max": _num(wd.max()),
-                "theory_std": _num(_theory_std(entry, tuple(w.shape))),
+                **_theory(entry, tuple(w.shape)),
                 "preact_mean": _num(z.double().mean()) if z is not None else None,
                 "preact_std": _num(z.double().std(unbiased=False)) if z is not None else None,
                 "dead_frac": _num(dead),

@@ -13,6 +13,7 @@ from torch import nn
 
 from initsweep.data import DataBundle
 from initsweep.diagnostics.layers import layer_report
+from initsweep.init.model import model_facts
 from initsweep.train.metrics import loss_fn
 
 DIAG_BATCH = 256  # training samples of the per-layer diagnostics batch (step 0 only)
@@ -20,7 +21,7 @@ DIAG_BATCH = 256  # training samples of the per-layer diagnostics batch (step 0 
 
 def output_bias(model: nn.Module) -> torch.Tensor:
     """The output layer's bias (zeros when the layer has none)."""
-    layer = model.get_submodule(model.output_layer)
+    layer = model.get_submodule(model_facts(model).output_layer)
     if getattr(layer, "bias", None) is None:
         return torch.zeros(layer.weight.shape[0])
     return layer.bias.detach()

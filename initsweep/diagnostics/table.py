@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import statistics
 
+from initsweep.render import render_table
+
 COLUMNS = [  # (header, init.json key, format)
     ("w std", "weight_std", "{:.4g}"),
     ("theory", "theory_std", "{:.4g}"),
@@ -20,17 +22,6 @@ COLUMNS = [  # (header, init.json key, format)
 def _mean(values: list) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.fmean(present) if present else None
-
-
-def _grid(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(r: list[str]) -> str:  # text columns left-aligned, numbers right-aligned
-        return "  ".join(
-            c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
-        )
-
-    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
 
 
 def format_layers(report: dict) -> str:
@@ -54,5 +45,7 @@ def format_layers(report: dict) -> str:
         for s in seeds
     ]
     title = f"step-0 diagnostics, mean over {len(seeds)} seed(s); loss {report['loss']} ({report['task']})"
-    loss_table = _grid(["seed", "expected", "measured", "excess"], loss_rows)
-    return f"{title}\n{_grid(header, rows)}\n\nloss at init\n{loss_table}"
+    # text columns left-aligned, numbers right-aligned
+    layers = render_table(header, rows, align="lll" + "r" * len(COLUMNS))
+    loss_table = render_table(["seed", "expected", "measured", "excess"], loss_rows, align="rrrr")
+    return f"{title}\n{layers}\n\nloss at init\n{loss_table}"

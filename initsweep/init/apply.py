@@ -1,8 +1,9 @@
 """Apply a weight scheme, per-layer rules and bias rules to one model copy.
 
-Order: (1) the default scheme on every weight (≥ 2 dims); (2) biases: hidden ones by
-``bias.hidden``, the output layer's by ``bias.output``, recurrent ones counted once, the LSTM
-forget gate; (3) ``init.rules`` in order; (4) LSUV's data pass over the weights that got ``lsuv``.
+Order: (1) the default scheme on every weight (≥ 2 dims); (2) biases (:mod:`.bias`): hidden
+ones by ``bias.hidden``, the output layer's by ``bias.output``, recurrent ones counted once, the
+LSTM forget gate; (3) ``init.rules`` in order; (4) LSUV's data pass over the weights that got
+``lsuv``. What the model must say of itself (activation, output layer) is :class:`.InitModel`.
 
 Every draw uses its own ``torch.Generator`` seeded from (seed, parameter name), so changing one
 layer's scheme never shifts another layer's draws. Draws happen on the CPU, so a seed gives the
@@ -15,9 +16,7 @@ defined by a fixed distribution. A rule's gain is its own ``params.gain``, resol
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
-import hashlib
 import math
 from typing import Any
 
@@ -25,38 +24,18 @@ import torch
 from torch import Tensor, nn
 
 from initsweep.errors import ConfigError
-from initsweep.init.bias import BiasContext
+from initsweep.init.bias import BiasContext, apply_biases
+from initsweep.init.fans import activation_gain
+from initsweep.init.generators import param_generator
 from initsweep.init.lsuv import lsuv_rescale
+from initsweep.init.model import model_facts
 from initsweep.init.registry import (
     COMMON_INIT_KEYS,
-    get_bias_rule,
     get_scheme,
     scheme_params,
     uses_activation_gain,
     with_defaults,
 )
-
-# calculate_gain has no entry for these; the second-moment gains 1/sqrt(E[phi(z)^2]), z ~ N(0, 1)
-_EXTRA_GAINS = {"gelu": 1.534, "silu": 1.677, "linear": 1.0, "identity": 1.0}
-_HIDDEN = ("zeros", "constant", "default")
-
-
-def param_generator(seed: int, name: str) -> torch.Generator:
-    """A CPU generator seeded from a stable hash of (seed, parameter name)."""
-    digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
-
-
-def activation_gain(activation: str, negative_slope: float = 0.0) -> float:
-    """``torch.nn.init.calculate_gain`` for the model's activation (second-moment convention)."""
-    if activation in _EXTRA_GAINS:
-        return _EXTRA_GAINS[activation]
-    try:
-        return torch.nn.init.calculate_gain(activation, negative_slope)
-    except ValueError:
-        raise ConfigError(
-            f"activation {activation!r} has no known gain: set init.gain explicitly"
-        ) from None
 
 
 def _check_positive(key: str, value: float | None) -> None:
@@ -111,10 +90,11 @@ def initialize(
     get_scheme(scheme)
     scale = init.get("scale", 1.0)
     _check_positive("init.scale", scale)
-    activation = getattr(model, "activation", "linear")
+    facts = model_facts(model)
+    activation = facts.activation
     kwargs = _scheme_call(scheme, init, activation, "init")
     # loaded weights (a pretrained torchvision body) keep their values; only explicit rules touch them
-    pretrained = getattr(model, "pretrained_params", frozenset())
+    pretrained = facts.pretrained
     assignment: dict[str, dict[str, Any]] = {name: {"scheme": "pretrained"} for name in pretrained}
 
     # 1. the default scheme on every weight (>= 2 dims); norm-layer scales keep their defaults.
@@ -130,7 +110,7 @@ def initialize(
             assignment[name] = {"scheme": scheme, **kwargs, "scale": scale}
 
     # 2. biases
-    _init_biases(model, bias, ctx, seed, assignment)
+    apply_biases(model, bias, ctx, seed, assignment, facts.output_layer)
 
     # 3. per-layer rules, in order, on top of the defaults
     for i, rule in enumerate(init.get("rules") or []):
@@ -149,86 +129,6 @@ def initialize(
         device = next(model.parameters()).device
         lsuv_rescale(model, x_train[idx].to(device), targets, assignment)
     return [{"param": k, **v} for k, v in assignment.items()]
-
-
-def _init_biases(model: nn.Module, bias: dict, ctx: BiasContext, seed: int, assignment) -> None:
-    how = bias.get("hidden", "zeros")
-    if how not in _HIDDEN:
-        raise ConfigError(f"bias.hidden={how!r} is invalid: use one of {', '.join(_HIDDEN)}")
-    rule = bias.get("output", "zeros")
-    get_bias_rule(rule, "bias.output")
-    output = getattr(model, "output_layer", None)
-    found_lstm = False
-    for module_name, module in model.named_modules():
-        if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
-            found_lstm |= _recurrent_biases(module, module_name, bias, seed, assignment)
-            continue
-        b, w = getattr(module, "bias", None), getattr(module, "weight", None)
-        if not isinstance(b, nn.Parameter) or not isinstance(w, Tensor) or w.dim() < 2:
-            continue
-        name = f"{module_name}.bias"
-        if assignment.get(name, {}).get("scheme") == "pretrained":
-            continue
-        fan_in = math.prod(w.shape[1:])
-        with torch.no_grad():
-            if module_name == output:
-                rule_ctx = dataclasses.replace(
-                    ctx, params=dict(bias), fan_in=fan_in, generator=param_generator(seed, name)
-                )
-                b.copy_(get_bias_rule(rule)(b, rule_ctx))
-                assignment[name] = {"scheme": rule, "bias": "output"}
-            else:
-                _fill_hidden(b, how, bias, fan_in, param_generator(seed, name))
-                assignment[name] = {"scheme": how, "bias": "hidden"}
-    if output is not None and rule != "zeros" and f"{output}.bias" not in assignment:
-        raise ConfigError(
-            f"bias.output={rule!r} needs an output layer with a bias; {output!r} has none"
-        )
-    if bias.get("forget_gate") is not None and not found_lstm:
-        raise ConfigError(
-            f"bias.forget_gate={bias['forget_gate']!r} is invalid: the model has no LSTM; use null"
-        )
-
-
-def _fill_hidden(b: Tensor, how: str, bias: dict, fan_in: int, gen: torch.Generator) -> None:
-    if how == "zeros":
-        b.zero_()
-    elif how == "constant":
-        b.fill_(float(bias.get("hidden_value", 0.0)))
-    else:  # PyTorch's reset_parameters bias: U(+-1/sqrt(fan_in))
-        bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
-        b.uniform_(-bound, bound, generator=gen)
-
-
-@torch.no_grad()
-def _recurrent_biases(module: nn.Module, prefix: str, bias: dict, seed: int, assignment) -> bool:
-    """RNN/LSTM/GRU biases, counted once: the cell adds ``bias_ih + bias_hh``.
-
-    ``zeros``: both 0. ``constant`` c: ``bias_ih`` = c, ``bias_hh`` = 0, so the effective bias is c
-    (not 2c). ``default``: both U(±1/√hidden_size), as ``nn.LSTM.reset_parameters``. Then, for an
-    LSTM (gates i, f, g, o), ``bias.forget_gate`` = v sets the f slice of ``bias_ih`` to v and of
-    ``bias_hh`` to 0: effective forget bias v (Jozefowicz et al. 2015: 1; Gers et al. 2000: up to 2).
-    Returns whether the module is an LSTM.
-    """
-    how = bias.get("hidden", "zeros")
-    h = module.hidden_size
-    is_lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
-    forget = bias.get("forget_gate") if is_lstm else None
-    for pname, b in module.named_parameters(recurse=False):
-        if not pname.startswith("bias_"):
-            continue
-        name = f"{prefix}.{pname}" if prefix else pname
-        ih = pname.startswith("bias_ih")
-        if how == "constant":
-            b.fill_(float(bias.get("hidden_value", 0.0)) if ih else 0.0)
-        else:
-            _fill_hidden(b, how, bias, h * h, param_generator(seed, name))  # bound 1/sqrt(H)
-        entry = {"scheme": how, "bias": "recurrent"}
-        if forget is not None:
-            b[h : 2 * h] = float(forget) if ih else 0.0
-            entry["effective_forget_bias"] = float(forget)
-        assignment[name] = entry
-    return is_lstm
 
 
 def _apply_rule(model, rule: dict, i: int, activation: str, seed: int, assignment) -> None:

@@ -15,19 +15,25 @@ huber             root of Σ clip(y − b, −δ, δ) = 0          mean Huber_δ
 gaussian          [mean(y), log Var(y)] (2-unit head)      ½(log Var(y) + 1), Gaussian NLL
 ================  =======================================  ===================================
 
-Hidden-layer biases (``bias.hidden``) and the LSTM forget gate are set by ``apply.py``.
+Hidden-layer biases follow a ``bias.hidden`` rule from the same registry (``zeros``,
+``constant``, ``default``: PyTorch's U(±1/√n_in)); a recurrent layer's two bias vectors are
+counted once, and an LSTM's forget gate can be set on its own (``bias.forget_gate``).
+:func:`apply_biases` does all of it for one model copy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from initsweep.errors import ConfigError
-from initsweep.init.registry import register_bias_rule
+from initsweep.init.generators import param_generator
+from initsweep.init.registry import get_bias_rule, register_bias_rule
 
 
 @dataclass
@@ -40,8 +46,10 @@ class BiasContext:
     loss: str = "auto"
     params: dict = field(default_factory=dict)  # the bias config's extra keys (value, ...)
     huber_delta: float = 1.0  # trainer.huber_delta: the δ of the huber rule
-    fan_in: int | None = None  # the output layer's fan-in (for the pytorch_default rule)
+    fan_in: int | None = None  # the layer's fan-in (the pytorch_default and default rules)
     generator: torch.Generator | None = None  # for random rules, seeded from (seed, name)
+    # a recurrent layer adds two bias vectors: "ih" or "hh" says which one a hidden rule fills
+    part: str | None = None
 
 
 @register_bias_rule
@@ -162,3 +170,108 @@ def entropy(p: Tensor) -> float:
 
 def binary_entropy(p: float) -> float:
     return 0.0 if p in (0.0, 1.0) else -p * math.log(p) - (1 - p) * math.log(1 - p)
+
+
+# --- hidden bias rules (bias.hidden)
+
+
+@register_bias_rule(name="zeros", kind="hidden")
+def hidden_zeros(bias: Tensor, ctx: BiasContext) -> Tensor:
+    """b = 0 (both vectors of a recurrent layer)."""
+    return torch.zeros_like(bias)
+
+
+@register_bias_rule(name="constant", kind="hidden")
+def hidden_constant(bias: Tensor, ctx: BiasContext) -> Tensor:
+    """b = ``bias.hidden_value`` (e.g. 0.1 for ReLU units); a recurrent layer's ``bias_ih`` gets
+    it and its ``bias_hh`` 0, so the cell's effective bias is the value, not twice it."""
+    value = 0.0 if ctx.part == "hh" else float(ctx.params.get("hidden_value", 0.0))
+    return torch.full_like(bias, value)
+
+
+@register_bias_rule(name="default", kind="hidden")
+def hidden_default(bias: Tensor, ctx: BiasContext) -> Tensor:
+    r"""PyTorch's ``reset_parameters`` bias: :math:`\mathcal{U}(\pm 1/\sqrt{n_{in}})`, both vectors
+    of a recurrent layer :math:`\mathcal{U}(\pm 1/\sqrt{H})` (0 if the fan is 0)."""
+    bound = 1.0 / math.sqrt(ctx.fan_in) if ctx.fan_in else 0.0
+    out = torch.empty(bias.shape, dtype=bias.dtype)
+    return out.uniform_(-bound, bound, generator=ctx.generator)
+
+
+# --- applying the rules to a model
+
+
+@torch.no_grad()
+def apply_biases(
+    model: nn.Module,
+    bias: dict,
+    ctx: BiasContext,
+    seed: int,
+    assignment: dict[str, dict[str, Any]],
+    output_layer: str | None,
+) -> None:
+    """Set every bias of ``model``: ``output_layer``'s by ``bias.output``, the others by
+    ``bias.hidden``, recurrent ones counted once (:func:`_recurrent_biases`); record each in
+    ``assignment``. Biases of pretrained layers (``assignment`` says so) keep their values."""
+    hidden = bias.get("hidden", "zeros")
+    get_bias_rule(hidden, "hidden")
+    rule = bias.get("output", "zeros")
+    get_bias_rule(rule, "output")
+    found_lstm = False
+    for module_name, module in model.named_modules():
+        if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
+            found_lstm |= _recurrent_biases(module, module_name, bias, ctx, seed, assignment)
+            continue
+        b, w = getattr(module, "bias", None), getattr(module, "weight", None)
+        if not isinstance(b, nn.Parameter) or not isinstance(w, Tensor) or w.dim() < 2:
+            continue
+        name = f"{module_name}.bias"
+        if assignment.get(name, {}).get("scheme") == "pretrained":
+            continue
+        kind, how = ("output", rule) if module_name == output_layer else ("hidden", hidden)
+        rule_ctx = dataclasses.replace(
+            ctx, params=dict(bias), fan_in=math.prod(w.shape[1:]),
+            generator=param_generator(seed, name),
+        )  # fmt: skip
+        b.copy_(get_bias_rule(how, kind)(b, rule_ctx))
+        assignment[name] = {"scheme": how, "bias": kind}
+    if output_layer is not None and rule != "zeros" and f"{output_layer}.bias" not in assignment:
+        raise ConfigError(
+            f"bias.output={rule!r} needs an output layer with a bias; {output_layer!r} has none"
+        )
+    if bias.get("forget_gate") is not None and not found_lstm:
+        raise ConfigError(
+            f"bias.forget_gate={bias['forget_gate']!r} is invalid: the model has no LSTM; use null"
+        )
+
+
+def _recurrent_biases(
+    module: nn.Module, prefix: str, bias: dict, ctx: BiasContext, seed: int, assignment
+) -> bool:
+    """RNN/LSTM/GRU biases, counted once: the cell adds ``bias_ih + bias_hh``.
+
+    Each vector gets the ``bias.hidden`` rule with ``part`` ``ih`` or ``hh`` and fan H (the
+    hidden size, PyTorch's bound 1/√H for ``default``). Then, for an LSTM (gates i, f, g, o),
+    ``bias.forget_gate`` = v sets the f slice of ``bias_ih`` to v and of ``bias_hh`` to 0:
+    effective forget bias v (Jozefowicz et al. 2015: 1; Gers et al. 2000: up to 2).
+    Returns whether the module is an LSTM.
+    """
+    how = bias.get("hidden", "zeros")
+    h = module.hidden_size
+    is_lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
+    forget = bias.get("forget_gate") if is_lstm else None
+    for pname, b in module.named_parameters(recurse=False):
+        if not pname.startswith("bias_"):
+            continue
+        name = f"{prefix}.{pname}" if prefix else pname
+        part = "ih" if pname.startswith("bias_ih") else "hh"
+        rule_ctx = dataclasses.replace(
+            ctx, params=dict(bias), fan_in=h, generator=param_generator(seed, name), part=part
+        )
+        b.copy_(get_bias_rule(how, "hidden")(b, rule_ctx))
+        entry = {"scheme": how, "bias": "recurrent"}
+        if forget is not None:
+            b[h : 2 * h] = float(forget) if part == "ih" else 0.0
+            entry["effective_forget_bias"] = float(forget)
+        assignment[name] = entry
+    return is_lstm

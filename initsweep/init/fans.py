@@ -1,16 +1,37 @@
-"""Fan-in/fan-out and the argument checks every weight scheme shares (torch's conventions)."""
+"""Fans, gains and the argument checks every weight scheme shares (torch's conventions)."""
 
 from __future__ import annotations
 
 import math
+import typing
 from typing import Literal
 
+import torch
 from torch import Tensor
 
 from initsweep.errors import ConfigError
 
 FanMode = Literal["fan_in", "fan_out"]
-FAN_MODES = ("fan_in", "fan_out")
+FAN_MODES = typing.get_args(FanMode)
+# torch.nn.init.calculate_gain's names, plus activations it has no entry for
+Nonlinearity = Literal[
+    "linear", "identity", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu", "gelu", "silu",
+]  # fmt: skip
+# calculate_gain has no entry for these; the second-moment gains 1/sqrt(E[phi(z)^2]), z ~ N(0, 1)
+_EXTRA_GAINS = {"gelu": 1.534, "silu": 1.677, "linear": 1.0, "identity": 1.0}
+
+
+def activation_gain(activation: str, negative_slope: float = 0.0) -> float:
+    """``torch.nn.init.calculate_gain`` for the model's activation (second-moment convention)."""
+    if activation in _EXTRA_GAINS:
+        return _EXTRA_GAINS[activation]
+    try:
+        return torch.nn.init.calculate_gain(activation, negative_slope)
+    except ValueError:
+        raise ConfigError(
+            f"activation {activation!r} has no known gain: set init.gain explicitly"
+        ) from None
 
 
 def fans(shape: Tensor | tuple[int, ...]) -> tuple[int, int]:

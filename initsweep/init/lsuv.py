@@ -8,7 +8,7 @@ r"""LSUV: layer-sequential unit-variance init (Mishkin & Matas 2016), a data-dep
    and :math:`T_i < T_{max}`: forward a mini-batch, :math:`W_L \leftarrow W_L / \sqrt{\mathrm{Var}(B_L)}`
    — :func:`lsuv_rescale`, run by ``initialize`` once every weight and bias is set.
 
-Choices, where the paper leaves them open (see ``shared/notes/init-reference.md`` §1.3):
+Choices, where the paper leaves them open (the authors' Caffe, PyTorch and Keras code differ):
 
 - B_L is the layer's own output (the pre-activation, as in the authors' Caffe and PyTorch code),
   measured *without its bias*: biases are untouched (paper), and a bias rule such as the output

@@ -12,7 +12,9 @@ one ``conf/init/<name>.yaml``. Two optional facts ride along with the registrati
   independently of the sampler; the step-0 diagnostics print it next to the measured std and the
   tests check every scheme against it.
 
-A bias rule is ``name(bias, ctx) -> Tensor`` where ``ctx`` is a :class:`~initsweep.init.bias.BiasContext`.
+A bias rule is ``name(bias, ctx) -> Tensor`` where ``ctx`` is a :class:`~initsweep.init.bias.BiasContext`;
+output rules (``bias.output``) and hidden rules (``bias.hidden``) are two tables of one registry,
+so adding either is one decorated function and one ``conf/bias/<name>.yaml``.
 """
 
 from __future__ import annotations
@@ -24,12 +26,20 @@ import typing
 from collections.abc import Callable
 from typing import Any, Optional
 
+from initsweep.choice import Choice, make_choice
 from initsweep.errors import ConfigError
 
 _SCHEMES: dict[str, Callable[..., Any]] = {}  # name -> in-place init function
 _ACTIVATION_GAIN: set[str] = set()  # schemes whose gain defaults to the model activation's
 _MOMENTS: dict[str, Callable[..., tuple[float, float]]] = {}  # name -> theoretical (mean, std)
-_BIAS_RULES: dict[str, Callable[..., Any]] = {}  # name -> bias rule
+_FAMILY: dict[str, str | Callable[..., str]] = {}  # name -> shape of the entries' distribution
+_CHOICES: dict[str, type[Choice]] = {}  # enum types of the schemes' Literal parameters, by name
+# kind (output | hidden) -> name -> bias rule
+_BIAS_RULES: dict[str, dict[str, Callable[..., Any]]] = {"output": {}, "hidden": {}}
+BIAS_KEYS = {"output": "bias.output", "hidden": "bias.hidden"}  # the config key of each kind
+# what a report can draw over a histogram at init: U(mean ± sqrt(3) std), a Gaussian, a Gaussian
+# cut at ±2σ whose std after the cut is the scheme's, the marginal of a Haar-orthogonal matrix
+FAMILIES = ("uniform", "normal", "truncated", "orthogonal")
 # keys every weight scheme's config has, whatever its function takes
 COMMON_INIT_KEYS = ("name", "gain", "scale", "rules")
 
@@ -48,8 +58,13 @@ def register_scheme(
     name: str | None = None,
     activation_gain: bool = False,
     moments: Callable[..., tuple[float, float]] | None = None,
+    family: str | Callable[..., str] | None = None,
 ):
-    """Register a weight scheme under its function name without the trailing ``_``."""
+    """Register a weight scheme under its function name without the trailing ``_``.
+
+    ``family`` is the shape of the entries' distribution for a report to draw over their
+    histogram: one of :data:`FAMILIES`, or a function of the scheme's parameters returning one.
+    """
 
     def deco(f: Callable) -> Callable:
         key = _register(_SCHEMES, "weight scheme", f, name)
@@ -57,16 +72,21 @@ def register_scheme(
             _ACTIVATION_GAIN.add(key)
         if moments is not None:
             _MOMENTS[key] = moments
+        if family is not None:
+            _FAMILY[key] = family
         return f
 
     return deco if fn is None else deco(fn)
 
 
-def register_bias_rule(fn: Callable | None = None, *, name: str | None = None):
-    """Register a bias rule under its function name without the trailing ``_``."""
+def register_bias_rule(
+    fn: Callable | None = None, *, name: str | None = None, kind: str = "output"
+):
+    """Register a bias rule of ``kind`` (``output``: ``bias.output``; ``hidden``: ``bias.hidden``)
+    under ``name``, by default its function name without the trailing ``_``."""
 
     def deco(f: Callable) -> Callable:
-        _register(_BIAS_RULES, "bias rule", f, name)
+        _register(_BIAS_RULES[kind], f"{kind} bias rule", f, name)
         return f
 
     return deco if fn is None else deco(fn)
@@ -76,8 +96,8 @@ def list_schemes() -> list[str]:
     return sorted(_SCHEMES)
 
 
-def list_bias_rules() -> list[str]:
-    return sorted(_BIAS_RULES)
+def list_bias_rules(kind: str = "output") -> list[str]:
+    return sorted(_BIAS_RULES[kind])
 
 
 def get_scheme(name: str, key: str = "init.name") -> Callable:
@@ -88,12 +108,11 @@ def get_scheme(name: str, key: str = "init.name") -> Callable:
     return _SCHEMES[name]
 
 
-def get_bias_rule(name: str, key: str = "bias.output") -> Callable:
-    if name not in _BIAS_RULES:
-        raise ConfigError(
-            f"{key}={name!r} is not a bias rule; choose one of: {', '.join(list_bias_rules())}"
-        )
-    return _BIAS_RULES[name]
+def get_bias_rule(name: str, kind: str = "output") -> Callable:
+    if name not in _BIAS_RULES[kind]:
+        valid = ", ".join(list_bias_rules(kind))
+        raise ConfigError(f"{BIAS_KEYS[kind]}={name!r} is not a bias rule; choose one of: {valid}")
+    return _BIAS_RULES[kind][name]
 
 
 def uses_activation_gain(name: str) -> bool:
@@ -121,14 +140,44 @@ def theoretical_moments(
     return _MOMENTS[name](tuple(shape), **with_defaults(name, params))
 
 
-def _config_type(ann: Any) -> Any:
-    """OmegaConf types a field by primitive types only: a ``Literal`` of strings becomes ``str``."""
+def theoretical_family(name: str, params: dict[str, Any]) -> str | None:
+    """The scheme's distribution family (see :data:`FAMILIES`) for these parameters, or None."""
+    fam = _FAMILY.get(name)
+    return fam(**with_defaults(name, params)) if callable(fam) else fam
+
+
+def _camel(name: str) -> str:
+    return "".join(part.title() for part in name.split("_"))
+
+
+def _choice(param: str, values: tuple[str, ...]) -> type[Choice]:
+    """The enum of a ``Literal`` parameter, one per distinct values, named after both (so the
+    name does not depend on which scheme asked first)."""
+    name = _camel(param) + "Of" + "".join(_camel(v) for v in values)
+    if name not in _CHOICES:
+        _CHOICES[name] = make_choice(name, values, __name__)
+    return _CHOICES[name]
+
+
+def __getattr__(name: str) -> type[Choice]:
+    """Parameter enums by name (a pickled config refers to them so): make them on first use."""
+    for scheme in list_schemes():
+        scheme_schema(scheme)
+    if name in _CHOICES:
+        return _CHOICES[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _config_type(name: str, ann: Any) -> Any:
+    """The OmegaConf type of a scheme parameter: primitives as they are, a ``Literal`` of strings
+    as a :class:`~initsweep.choice.Choice` enum (a typo then fails at compose time with Hydra's
+    list of the valid values), ``X | None`` as ``Optional[X]``."""
     origin = typing.get_origin(ann)
     if origin is typing.Literal:
-        return type(typing.get_args(ann)[0])
-    if origin is types.UnionType:  # ``float | None`` -> Optional[float], which OmegaConf reads
-        return typing.Union[tuple(_config_type(a) for a in typing.get_args(ann))]  # noqa: UP007
-    if ann in (int, float, str, bool, type(None)) or origin is typing.Union:
+        return _choice(name, typing.get_args(ann))
+    if origin in (types.UnionType, typing.Union):  # OmegaConf reads Optional[...] only
+        return typing.Union[tuple(_config_type(name, a) for a in typing.get_args(ann))]  # noqa: UP007
+    if ann in (int, float, str, bool, type(None)):
         return ann
     return Any
 
@@ -149,7 +198,11 @@ def scheme_schema(name: str) -> type:
     for pname, p in scheme_params(name).items():
         if pname not in COMMON_INIT_KEYS:
             fields.append(
-                (pname, _config_type(hints.get(pname, Any)), dataclasses.field(default=p.default))
+                (
+                    pname,
+                    _config_type(pname, hints.get(pname, Any)),
+                    dataclasses.field(default=p.default),
+                )
             )
     cls_name = "".join(part.title() for part in name.split("_")) + "InitConfig"
     return dataclasses.make_dataclass(cls_name, fields)

@@ -18,7 +18,7 @@ def _orthogonal_moments(shape, gain, blocks):
     return 0.0, gain / math.sqrt(max(rows, cols))
 
 
-@register_scheme(activation_gain=True, moments=_orthogonal_moments)
+@register_scheme(activation_gain=True, moments=_orthogonal_moments, family="orthogonal")
 def orthogonal_(
     tensor: Tensor, gain: float = 1.0, blocks: int = 1, *, generator: torch.Generator | None = None
 ) -> Tensor:

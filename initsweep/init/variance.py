@@ -2,24 +2,26 @@ r"""The variance-scaling family: :math:`\sigma = g \sqrt{s / n}` with n a fan of
 
 Glorot (Xavier), He (Kaiming), LeCun, a truncated normal and Keras' general ``VarianceScaling``.
 Where ``torch.nn.init`` is exact we call it; the truncated variants are our own because torch's
-``trunc_normal_`` takes absolute bounds and a pre-truncation std (see ``shared/notes``).
+``trunc_normal_`` takes absolute bounds and a pre-truncation std.
 """
 
 from __future__ import annotations
 
 import math
+import typing
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from initsweep.errors import ConfigError
-from initsweep.init.fans import FanMode, check_gain, fan, fans
+from initsweep.init.fans import FanMode, Nonlinearity, activation_gain, check_gain, fan, fans
 from initsweep.init.registry import register_scheme
 from initsweep.init.weights import TRUNC_STD_2SIGMA
 
+_VarianceMode = Literal["fan_in", "fan_out", "fan_avg"]
 _Distribution = Literal["truncated_normal", "untruncated_normal", "normal", "uniform"]
-_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "normal", "uniform")
+_DISTRIBUTIONS = typing.get_args(_Distribution)
 
 
 def truncated_normal_std_(
@@ -40,7 +42,7 @@ def _xavier_moments(shape, gain):
     return 0.0, gain * math.sqrt(2.0 / sum(fans(shape)))
 
 
-@register_scheme(activation_gain=True, moments=_xavier_moments)
+@register_scheme(activation_gain=True, moments=_xavier_moments, family="uniform")
 def xavier_uniform_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -54,7 +56,7 @@ def xavier_uniform_(
         return torch.nn.init.xavier_uniform_(tensor, gain=gain, generator=generator)
 
 
-@register_scheme(activation_gain=True, moments=_xavier_moments)
+@register_scheme(activation_gain=True, moments=_xavier_moments, family="normal")
 def xavier_normal_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -69,22 +71,22 @@ def xavier_normal_(
 
 
 def kaiming_gain(gain: float | None, nonlinearity: str | None, negative_slope: float) -> float:
-    """``gain`` if given, else torch's ``calculate_gain(nonlinearity or 'leaky_relu', slope)``."""
+    """``gain`` if given, else ``calculate_gain(nonlinearity or 'leaky_relu', slope)``."""
     if gain is not None:
         return gain
-    return torch.nn.init.calculate_gain(nonlinearity or "leaky_relu", negative_slope)
+    return activation_gain(nonlinearity or "leaky_relu", negative_slope)
 
 
 def _kaiming_moments(shape, gain, mode, nonlinearity, negative_slope):
     return 0.0, kaiming_gain(gain, nonlinearity, negative_slope) / math.sqrt(fan(shape, mode))
 
 
-@register_scheme(activation_gain=True, moments=_kaiming_moments)
+@register_scheme(activation_gain=True, moments=_kaiming_moments, family="uniform")
 def kaiming_uniform_(
     tensor: Tensor,
     gain: float | None = None,
     mode: FanMode = "fan_in",
-    nonlinearity: str | None = None,
+    nonlinearity: Nonlinearity | None = None,
     negative_slope: float = 0.0,
     *,
     generator: torch.Generator | None = None,
@@ -103,12 +105,12 @@ def kaiming_uniform_(
         return tensor.uniform_(-bound, bound, generator=generator)
 
 
-@register_scheme(activation_gain=True, moments=_kaiming_moments)
+@register_scheme(activation_gain=True, moments=_kaiming_moments, family="normal")
 def kaiming_normal_(
     tensor: Tensor,
     gain: float | None = None,
     mode: FanMode = "fan_in",
-    nonlinearity: str | None = None,
+    nonlinearity: Nonlinearity | None = None,
     negative_slope: float = 0.0,
     *,
     generator: torch.Generator | None = None,
@@ -129,7 +131,7 @@ def _lecun_moments(shape, gain):
     return 0.0, gain / math.sqrt(fans(shape)[0])
 
 
-@register_scheme(moments=_lecun_moments)
+@register_scheme(moments=_lecun_moments, family="uniform")
 def lecun_uniform_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -143,7 +145,7 @@ def lecun_uniform_(
         return tensor.uniform_(-bound, bound, generator=generator)
 
 
-@register_scheme(moments=_lecun_moments)
+@register_scheme(moments=_lecun_moments, family="truncated")
 def lecun_normal_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -158,7 +160,9 @@ def lecun_normal_(
         return truncated_normal_std_(tensor, 0.0, gain / math.sqrt(fans(tensor)[0]), generator)
 
 
-@register_scheme(moments=lambda shape, mean, std, gain: (gain * mean, gain * std))
+@register_scheme(
+    moments=lambda shape, mean, std, gain: (gain * mean, gain * std), family="truncated"
+)
 def truncated_normal_(
     tensor: Tensor,
     mean: float = 0.0,
@@ -180,17 +184,20 @@ def truncated_normal_(
         return truncated_normal_std_(tensor, gain * mean, gain * std, generator)
 
 
+def _vs_family(distribution, **_) -> str:
+    # Keras maps "normal" to the truncated normal
+    return {"uniform": "uniform", "untruncated_normal": "normal"}.get(distribution, "truncated")
+
+
 def _vs_moments(shape, variance_scale, mode, distribution, gain):
-    return 0.0, gain * math.sqrt(
-        variance_scale / fan(shape, mode, ("fan_in", "fan_out", "fan_avg"))
-    )
+    return 0.0, gain * math.sqrt(variance_scale / fan(shape, mode, typing.get_args(_VarianceMode)))
 
 
-@register_scheme(moments=_vs_moments)
+@register_scheme(moments=_vs_moments, family=_vs_family)
 def variance_scaling_(
     tensor: Tensor,
     variance_scale: float = 1.0,
-    mode: Literal["fan_in", "fan_out", "fan_avg"] = "fan_in",
+    mode: _VarianceMode = "fan_in",
     distribution: _Distribution = "truncated_normal",
     gain: float = 1.0,
     *,
@@ -212,7 +219,7 @@ def variance_scaling_(
             f"init.distribution={distribution!r} is invalid: use one of {', '.join(_DISTRIBUTIONS)}"
         )
     check_gain(gain)
-    std = gain * math.sqrt(variance_scale / fan(tensor, mode, ("fan_in", "fan_out", "fan_avg")))
+    std = gain * math.sqrt(variance_scale / fan(tensor, mode, typing.get_args(_VarianceMode)))
     with torch.no_grad():
         if distribution == "uniform":
             return tensor.uniform_(-math.sqrt(3) * std, math.sqrt(3) * std, generator=generator)

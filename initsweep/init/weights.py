@@ -53,7 +53,10 @@ def constant_(
         return tensor.fill_(value)
 
 
-@register_scheme(moments=lambda shape, a, b, gain: (gain * (a + b) / 2, gain * (b - a) / 12**0.5))
+@register_scheme(
+    moments=lambda shape, a, b, gain: (gain * (a + b) / 2, gain * (b - a) / 12**0.5),
+    family="uniform",
+)
 def uniform_(
     tensor: Tensor,
     a: float = 0.0,
@@ -74,7 +77,7 @@ def uniform_(
         return tensor.uniform_(a, b, generator=generator).mul_(gain)
 
 
-@register_scheme(moments=lambda shape, mean, std, gain: (gain * mean, gain * std))
+@register_scheme(moments=lambda shape, mean, std, gain: (gain * mean, gain * std), family="normal")
 def normal_(
     tensor: Tensor,
     mean: float = 0.0,
@@ -95,7 +98,9 @@ def normal_(
         return tensor.normal_(mean, std, generator=generator).mul_(gain)
 
 
-@register_scheme(moments=lambda shape, gain: (0.0, gain / math.sqrt(3 * fans(shape)[0])))
+@register_scheme(
+    moments=lambda shape, gain: (0.0, gain / math.sqrt(3 * fans(shape)[0])), family="uniform"
+)
 def uniform_scaled_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -111,7 +116,9 @@ def uniform_scaled_(
         return tensor.uniform_(-bound, bound, generator=generator)
 
 
-@register_scheme(moments=lambda shape, gain: (0.0, gain / math.sqrt(fans(shape)[0])))
+@register_scheme(
+    moments=lambda shape, gain: (0.0, gain / math.sqrt(fans(shape)[0])), family="normal"
+)
 def normal_scaled_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -127,7 +134,7 @@ def normal_scaled_(
         return tensor.normal_(0.0, gain / math.sqrt(fans(tensor)[0]), generator=generator)
 
 
-@register_scheme(moments=lambda shape: (0.0, 1 / math.sqrt(3 * fans(shape)[0])))
+@register_scheme(moments=lambda shape: (0.0, 1 / math.sqrt(3 * fans(shape)[0])), family="uniform")
 def pytorch_default_(tensor: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     r"""What ``nn.Linear/Conv.reset_parameters`` does: :math:`\mathcal{U}(-1/\sqrt{n_{in}}, 1/\sqrt{n_{in}})`.
 
@@ -140,7 +147,7 @@ def pytorch_default_(tensor: Tensor, *, generator: torch.Generator | None = None
         return tensor.uniform_(-bound, bound, generator=generator)
 
 
-@register_scheme(moments=lambda shape: (0.0, math.sqrt(2.0 / sum(fans(shape)))))
+@register_scheme(moments=lambda shape: (0.0, math.sqrt(2.0 / sum(fans(shape)))), family="uniform")
 def keras_default_(tensor: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     r"""Keras' ``Dense``/``Conv`` default kernel, ``glorot_uniform``: :math:`\mathcal{U}(\pm\sqrt{6/(n_{in}+n_{out})})`.
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from initsweep.errors import ConfigError, invalid
+from initsweep.errors import ConfigError, first_line, invalid
 
 # arch -> (weights enum name, activation for the default gain, head attribute path)
 ARCHS = {
@@ -49,7 +49,7 @@ def _state_dict(arch: str, download: bool) -> dict[str, Tensor]:
     try:
         return weights.get_state_dict(progress=False, check_hash=False)
     except (URLError, RuntimeError, OSError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise ConfigError(
             f"model.pretrained=true: {arch} weights are not in the cache {path} and the "
             f"download failed ({reason}); {how}"

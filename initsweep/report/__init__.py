@@ -14,7 +14,7 @@ from pathlib import Path
 
 from initsweep.errors import ConfigError
 from initsweep.report import (
-    compare_section,
+    compare,
     curves,
     finals,
     init_histograms,
@@ -36,7 +36,7 @@ SECTIONS = [
     init_histograms.section,  # weight histograms at init vs theoretical density
     signal.section,  # pre-activation std by depth, all schemes
     finals.section,  # final metrics: seeds as points
-    compare_section.section,  # is the difference real? effects, intervals, verdicts
+    compare.section,  # is the difference real? effects, intervals, verdicts
     search.section,  # the Optuna study's trials and plots, when the sweep is a search
 ]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from initsweep.report.jobs import Job
+from initsweep.summary import aggregate
 
 
 def _number(v) -> bool:
@@ -29,14 +30,6 @@ class Curve:
     n: np.ndarray
 
 
-def mean_std(values: list[float]) -> tuple[float, float, int]:
-    """Mean, sample std (ddof=1; 0 for one value) and count of the finite values."""
-    vals = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if vals.size == 0:
-        return math.nan, math.nan, 0
-    return float(vals.mean()), float(vals.std(ddof=1)) if vals.size > 1 else 0.0, int(vals.size)
-
-
 def curve(job: Job, metric: str) -> Curve | None:
     """``metric`` of ``job`` by step, over seeds; the last record wins where a resumed job
     logged a step twice."""
@@ -48,7 +41,7 @@ def curve(job: Job, metric: str) -> Curve | None:
     if not by_step:
         return None
     steps = sorted(by_step)
-    stats = [mean_std(list(by_step[s].values())) for s in steps]
+    stats = [tuple(aggregate(list(by_step[s].values())).values()) for s in steps]
     keep = [i for i, (_, _, n) in enumerate(stats) if n > 0]
     if not keep:
         return None

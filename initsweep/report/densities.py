@@ -1,7 +1,7 @@
 """The theoretical density of a weight scheme's entries, to draw over the histogram at init.
 
-The std is the init library's (``init.json`` ``layers[].theory_std``), and so is the mean; the
-shape of the distribution is the scheme's family:
+The mean, the std and the family are the init library's (``init.json`` ``layers[]``:
+``theory_mean``, ``theory_std``, ``theory_family``, from the scheme's registration):
 
 - uniform schemes: :math:`\\mathcal{U}(\\mu \\pm \\sqrt{3}\\sigma)`;
 - Gaussian schemes (torch's ``xavier_normal_``, ``kaiming_normal_``: untruncated):
@@ -26,36 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import special, stats
 
-TRUNC_STD_2SIGMA = 0.87962566103423978  # std of N(0, 1) truncated to (-2, 2)
-
-UNIFORM = {
-    "uniform",
-    "uniform_scaled",
-    "xavier_uniform",
-    "kaiming_uniform",
-    "lecun_uniform",
-    "pytorch_default",
-    "keras_default",
-}
-NORMAL = {"normal", "normal_scaled", "xavier_normal", "kaiming_normal"}
-TRUNCATED = {"lecun_normal", "truncated_normal"}
-ORTHOGONAL = {"orthogonal"}
-
-
-def family(scheme: str, params: dict | None = None) -> str | None:
-    """``uniform``, ``normal``, ``truncated``, ``orthogonal`` or None (no closed-form overlay)."""
-    if scheme == "variance_scaling":  # Keras: "normal" means truncated
-        dist = (params or {}).get("distribution", "truncated_normal")
-        return {"uniform": "uniform", "untruncated_normal": "normal"}.get(dist, "truncated")
-    for name, members in (
-        ("uniform", UNIFORM),
-        ("normal", NORMAL),
-        ("truncated", TRUNCATED),
-        ("orthogonal", ORTHOGONAL),
-    ):
-        if scheme in members:
-            return name
-    return None
+TRUNC_STD_2SIGMA = float(stats.truncnorm(-2, 2).std())  # std of N(0, 1) cut to (-2, 2): 0.8796...
 
 
 def density(

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from initsweep.report.aggregate import finals, mean_std
+from initsweep.report.aggregate import finals
 from initsweep.report.jobs import Study
 from initsweep.report.section import (
     Options,
@@ -23,6 +23,7 @@ from initsweep.report.section import (
     per_job_width,
     save,
 )
+from initsweep.summary import aggregate
 
 
 def section(study: Study, out: Path, options: Options) -> Section | None:
@@ -48,7 +49,7 @@ def section(study: Study, out: Path, options: Options) -> Section | None:
             color = palette[job.name]
             values, diverged = finals(job, metric)
             ax.scatter(x + rng.uniform(-0.15, 0.15, len(values)), values, color=color, s=26)
-            mean, std, n = mean_std(values)
+            mean, std, n = aggregate(values).values()
             if n:
                 ax.errorbar(x + 0.3, mean, yerr=std, color="black", marker="_", ms=14, capsize=3)
             if diverged:

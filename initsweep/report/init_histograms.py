@@ -1,10 +1,10 @@
 """Weight histograms at init, one row per scheme and one column per layer, against theory.
 
 Each panel is the step-0 histogram of one weight (``histograms.jsonl``, first seed of the job)
-as a density, the scheme's theoretical density over it (:mod:`initsweep.report.densities`, std
-from ``init.json`` ``layers[].theory_std``, no overlay where that is absent; the mean from
-``theory_mean`` or the init registry's moments), and the empirical std next to the theoretical
-one. A mismatch is flagged when it exceeds both 2% and three standard errors of a sample std,
+as a density, the scheme's theoretical density over it (:mod:`initsweep.report.densities`, with
+the mean, std and family ``init.json`` records per layer: ``theory_mean``, ``theory_std``,
+``theory_family``; no overlay where they are absent), and the empirical std next to the
+theoretical one. A mismatch is flagged when it exceeds both 2% and three standard errors of a sample std,
 3/sqrt(2n) for n entries (so small layers are not flagged for sampling noise); it catches the
 truncation, sqrt(5) and gain mistakes of init code.
 """
@@ -19,9 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from initsweep.init.registry import scheme_params, theoretical_moments
 from initsweep.report.aggregate import scheme_groups
-from initsweep.report.densities import density, family
+from initsweep.report.densities import density
 from initsweep.report.jobs import Job, Study
 from initsweep.report.section import Options, Section, figure_html, note_html, save
 
@@ -48,20 +47,6 @@ def rebin(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray
     while len(counts) % (2 * k) == 0 and len(counts) / (2 * k) >= target:
         k *= 2
     return counts.reshape(-1, k).sum(1), edges[::k]
-
-
-def theory_mean(info: dict, shape: list[int]) -> float | None:
-    """The scheme's mean: ``init.json``'s ``theory_mean`` if written, else the init registry's
-    moments for the recorded scheme and parameters (times ``scale``); None if unknown."""
-    if isinstance(info.get("theory_mean"), (int, float)):
-        return float(info["theory_mean"])
-    scheme = info.get("scheme")
-    try:
-        params = {k: v for k, v in info.items() if k in scheme_params(scheme)}
-        moments = theoretical_moments(scheme, tuple(shape), params)
-    except Exception:  # an unknown or renamed scheme: no overlay rather than a wrong one
-        return None
-    return None if moments is None else moments[0] * info.get("scale", 1.0)
 
 
 def _weights_at_init(job: Job) -> tuple[int | None, list[dict]]:
@@ -96,14 +81,8 @@ def _panel(ax, h: dict, info: dict) -> bool:
         rel, flagged = mismatch(h["std"], sigma, n)
         text += f"\ntheory {sigma:.4g} ({rel:+.1%}){'  MISMATCH' if flagged else ''}"
         color = "tab:red" if flagged else "black"
-        mean = theory_mean(info, h["shape"])
-        d = (
-            None
-            if mean is None
-            else density(
-                family(info.get("scheme", ""), info) or "", mean, float(sigma), h["shape"]
-            )
-        )
+        mean, kind = info.get("theory_mean"), info.get("theory_family")
+        d = None if mean is None or kind is None else density(kind, mean, float(sigma), h["shape"])
         if d is not None:
             pdf, label = d
             pad = 0.1 * (edges[-1] - edges[0])

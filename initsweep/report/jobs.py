@@ -17,9 +17,11 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
-from initsweep.track.files import read_jsonl
+from initsweep.files import HISTOGRAMS, INIT, METRICS, STATUS, SUMMARY, read_jsonl
+from initsweep.overrides import parse_overrides
+from initsweep.overrides import varying_keys as _varying
 
-JOB_FILES = ("summary.json", "metrics.jsonl", "init.json", ".hydra")
+JOB_FILES = (SUMMARY, METRICS, INIT, ".hydra")
 SKIP_DIRS = {"wandb", ".hydra", "report", "__pycache__"}
 
 # job status: finished | incomplete (no summary yet: running, failed or killed) | corrupt | empty
@@ -64,17 +66,13 @@ def _read_json(path: Path) -> tuple[dict | None, str]:
     return obj, ""
 
 
-def _parse_overrides(path: Path) -> dict[str, str]:
-    """``.hydra/overrides.yaml`` (a list of ``key=value``) as a dict, ``+``/``~`` prefixes dropped."""
+def _read_overrides(path: Path) -> dict[str, str] | None:
+    """``.hydra/overrides.yaml`` (a list of ``key=value``) as a dict; None when unknown."""
     try:
         items = yaml.safe_load(path.read_text()) or []
     except (OSError, yaml.YAMLError):
-        return {}
-    out = {}
-    for item in items:
-        key, _, value = str(item).partition("=")
-        out[key.lstrip("+~")] = value
-    return out
+        return None
+    return parse_overrides(items)
 
 
 @dataclass
@@ -91,6 +89,23 @@ class Job:
     metrics: list[dict]
     init: dict | None
     label: str = ""  # set by the study: the overrides that vary across jobs
+    overrides_known: bool = True  # False: no .hydra/overrides.yaml (not a Hydra job dir)
+
+    @classmethod
+    def of(
+        cls,
+        overrides: list[str] | dict[str, str],
+        summary: dict | None,
+        metrics: list[dict],
+        name: str = "",
+    ) -> Job:
+        """A job held in memory (no files): its overrides, ``summary.json`` and records."""
+        status = (summary or {}).get("status", FINISHED) if summary is not None else INCOMPLETE
+        config = (summary or {}).get("config") or {}
+        return cls(
+            Path(name), name, status, "", parse_overrides(overrides), config, summary,
+            list(metrics), None,
+        )  # fmt: skip
 
     @property
     def finished(self) -> bool:
@@ -107,7 +122,7 @@ class Job:
     @cached_property
     def init_histograms(self) -> list[dict]:
         """The step-0 records of ``histograms.jsonl`` (weights, biases, activations at init)."""
-        path = self.path / "histograms.jsonl"
+        path = self.path / HISTOGRAMS
         if not path.exists():
             return []
         return [r for r in read_jsonl(path) if r.get("epoch") == 0 and r.get("step") == 0]
@@ -116,10 +131,10 @@ class Job:
 def load_job(path: Path, root: Path) -> Job:
     """Read one job dir; never raises on missing, partial or corrupt files."""
     name = str(path.relative_to(root)) if path != root else path.name
-    summary, why = _read_json(path / "summary.json")
-    init, _ = _read_json(path / "init.json")
-    metrics = read_jsonl(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else []
-    overrides = _parse_overrides(path / ".hydra" / "overrides.yaml")
+    summary, why = _read_json(path / SUMMARY)
+    init, _ = _read_json(path / INIT)
+    metrics = read_jsonl(path / METRICS) if (path / METRICS).exists() else []
+    overrides = _read_overrides(path / ".hydra" / "overrides.yaml")
     config = (summary or {}).get("config") or {}
     if not config and (path / ".hydra" / "config.yaml").exists():
         try:
@@ -129,12 +144,12 @@ def load_job(path: Path, root: Path) -> Job:
 
     if summary is not None:
         status, detail = summary.get("status", FINISHED), ""
-    elif (path / "summary.json").exists():
+    elif (path / SUMMARY).exists():
         status, detail = CORRUPT, why
     elif metrics:
         last = metrics[-1]
         status = INCOMPLETE
-        ended, _ = _read_json(path / "status.json")  # written by a job that failed or was stopped
+        ended, _ = _read_json(path / STATUS)  # written by a job that failed or was stopped
         how = f"job {ended['status']}" if ended else "running, or killed"
         detail = (
             f"no summary.json: {how}; last logged step {last.get('step')} "
@@ -142,17 +157,16 @@ def load_job(path: Path, root: Path) -> Job:
         )
     else:
         status, detail = EMPTY, "no metrics: not started, or failed before training"
-    return Job(path, name, status, detail, overrides, config, summary, metrics, init)
+    return Job(
+        path, name, status, detail, overrides or {}, config, summary, metrics, init,
+        overrides_known=overrides is not None,
+    )  # fmt: skip
 
 
 def varying_keys(jobs: list[Job]) -> list[str]:
     """The override keys whose value differs between jobs (in first-seen order); jobs whose
     overrides are unknown (no ``.hydra/overrides.yaml``) do not count."""
-    known = [job for job in jobs if (job.path / ".hydra" / "overrides.yaml").exists()]
-    keys: list[str] = []
-    for job in known:
-        keys += [k for k in job.overrides if k not in keys]
-    return [k for k in keys if len({job.overrides.get(k) for job in known}) > 1]
+    return _varying([job.overrides for job in jobs if job.overrides_known])
 
 
 @dataclass

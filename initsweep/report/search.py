@@ -10,11 +10,11 @@ import html
 import shutil
 from pathlib import Path
 
-from omegaconf import OmegaConf
+import yaml
 
+from initsweep.files import STUDY_OUTPUTS
 from initsweep.report.jobs import Study
 from initsweep.report.section import Options, Section, figure_html
-from initsweep.search.results import find_study_outputs
 
 _PLOTS = {
     "history": "objective per trial and best so far",
@@ -23,13 +23,21 @@ _PLOTS = {
 }
 
 
+def find_study_outputs(path: str | Path) -> dict[str, Path]:
+    """The study files in a sweep dir, by kind (keys of :data:`~initsweep.files.STUDY_OUTPUTS`);
+    ``{}`` if there are none, i.e. the sweep is not an Optuna search."""
+    found = {kind: Path(path) / name for kind, name in STUDY_OUTPUTS.items()}
+    found = {kind: p for kind, p in found.items() if p.is_file()}
+    return found if "trials" in found else {}
+
+
 def section(study: Study, out: Path, options: Options) -> Section | None:
     found = find_study_outputs(study.root)
     if not found:
         return None
     files, parts = [], []
     if "results" in found:
-        best = OmegaConf.to_container(OmegaConf.load(found["results"]))
+        best = yaml.safe_load(found["results"].read_text()) or {}
         text = f"Optuna best: {best.get('best_params')} -> {best.get('best_value')}"
         parts.append(f"<p>{html.escape(text)}</p>")
     else:

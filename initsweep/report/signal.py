@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from initsweep.report.aggregate import mean_std, scheme_groups
+from initsweep.report.aggregate import scheme_groups
 from initsweep.report.jobs import Job, Study
 from initsweep.report.section import Options, Section, colors, figure_html, save
+from initsweep.summary import aggregate
 
 
 def profile(job: Job) -> tuple[list[str], list[list[float]], str] | None:
@@ -48,7 +49,7 @@ def section(study: Study, out: Path, options: Options) -> Section | None:
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.subplots()
     for (label, (names, values, _)), color in zip(lines, colors(len(lines))):
-        stats = [mean_std(v) for v in values]
+        stats = [tuple(aggregate(v).values()) for v in values]
         depth = np.arange(1, len(names) + 1)
         mean = np.array([s[0] for s in stats])
         std = np.array([s[1] for s in stats])

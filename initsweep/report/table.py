@@ -12,9 +12,11 @@ import html
 import math
 from pathlib import Path
 
-from initsweep.report.aggregate import init_losses, mean_std
+from initsweep.render import render_table
+from initsweep.report.aggregate import init_losses
 from initsweep.report.jobs import Study
 from initsweep.report.section import Options, Section
+from initsweep.summary import aggregate
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -46,8 +48,8 @@ def rows(study: Study) -> list[dict]:
                 {f"{m} mean": a.get("mean"), f"{m} std": a.get("std"), f"{m} n": a.get("n")}
             )
         expected, measured = init_losses(job)
-        e, _, _ = mean_std(expected)
-        m, s, n = mean_std(measured)
+        e = aggregate(expected)["mean"]
+        m, s, n = aggregate(measured).values()
         row.update(
             {
                 "loss@0 expected": e if expected else None,
@@ -87,28 +89,17 @@ def header(study: Study) -> list[str]:
     ]
 
 
-def markdown(study: Study, table: list[dict]) -> str:
-    """A Markdown table with padded columns, readable in a terminal as it is."""
-    lines = [header(study), *[_display(study, r) for r in table]]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    out = [fmt(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    return "\n".join(out + [fmt(line) for line in lines[1:]])
-
-
-def html_table(study: Study, table: list[dict]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header(study))
-    body = []
-    for r in table:
-        cells = "".join(f"<td>{html.escape(c)}</td>" for c in _display(study, r))
-        body.append(f'<tr class="{html.escape(r["status"])}">{cells}</tr>')
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def render(study: Study, table: list[dict], style: str) -> str:
+    """The jobs table as Markdown (readable in a terminal as it is) or HTML."""
+    cells = [_display(study, r) for r in table]
+    classes = [r["status"] for r in table]
+    return render_table(header(study), cells, style, row_classes=classes)
 
 
 def section(study: Study, out: Path, options: Options) -> Section:
     table = rows(study)
     md, csv_path = out / "table.md", out / "table.csv"
-    text = markdown(study, table)
+    text = render(study, table, "markdown")
     md.write_text(text + "\n")
     with open(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["job"])
@@ -116,7 +107,7 @@ def section(study: Study, out: Path, options: Options) -> Section:
         writer.writerows(table)
     problems = [f"{j.name}: {j.status}, {j.detail}" for j in study.jobs if not j.finished]
     notes = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
-    body = html_table(study, table) + (f'<ul class="problems">{notes}</ul>' if notes else "")
+    body = render(study, table, "html") + (f'<ul class="problems">{notes}</ul>' if notes else "")
     body += '<p><a href="table.md">table.md</a> · <a href="table.csv">table.csv</a></p>'
     terminal = text + "".join(f"\n  ! {p}" for p in problems)
     return Section("Jobs", body, [md, csv_path], terminal)

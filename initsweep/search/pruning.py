@@ -1,11 +1,11 @@
 """Pruning, which Hydra's Optuna sweeper lacks: a trial reports every epoch and may stop early.
 
 The ``initsweep_optuna`` sweeper gives each job ``search.trial`` (its trial number),
-``search.study_name`` and ``search.storage``. The job opens that study with the pruner of
-``search.pruner`` and runs :class:`PruningHook` after each epoch: it reports the epoch's objective
-(the same mean over seeds the job returns) and, when the pruner says so, tells the study the
-trial is ``PRUNED`` and raises :class:`Pruned`, which ``cli.run`` catches to write a summary
-with ``status: pruned``. The study is the only channel, so this works the same on the basic,
+``search.study_name`` and ``search.storage`` (the job spec reads them into a :class:`Trial`). The job opens that study
+with the pruner of ``search.pruner`` and runs :class:`PruningHook` after each epoch: it reports
+the epoch's objective (the same mean over seeds the job returns) and, when the pruner says so,
+tells the study the trial is ``PRUNED`` and raises :class:`Pruned`, which the job catches to
+write a summary with ``status: pruned``. The study is the only channel, so this works the same on the basic,
 joblib and submitit launchers.
 """
 
@@ -14,19 +14,37 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import hydra
-from omegaconf import DictConfig
 
-from initsweep.summary import objective_value
 from initsweep.train.loop import CopyState
 
 if TYPE_CHECKING:  # optuna is imported by the jobs of a search only (it costs ~0.4 s)
+    import optuna
     from optuna.pruners import BasePruner
-    from optuna.trial import Trial
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """The search trial a job is: which study, where it is stored, its number, its pruner."""
+
+    study_name: str
+    storage: str
+    number: int
+    pruner: dict | None  # an ``optuna.pruners`` ``_target_`` node; None never prunes
+
+    def record(self, pruned: Pruned | None = None) -> dict:
+        """What ``summary.json`` keeps of the trial (under ``search``)."""
+        return {
+            "study": self.study_name,
+            "storage": self.storage,
+            "trial": self.number,
+            "pruned_epoch": pruned.epoch if pruned else None,
+        }
 
 
 class Pruned(Exception):
@@ -45,7 +63,9 @@ class PruningHook:
     than letting the pruner (which prunes on NaN) file it as pruned.
     """
 
-    def __init__(self, trial: Trial, objective: Callable[[list[CopyState]], float]) -> None:
+    def __init__(
+        self, trial: optuna.trial.Trial, objective: Callable[[list[CopyState]], float]
+    ) -> None:
         self.trial, self.objective = trial, objective
 
     def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None:
@@ -60,7 +80,7 @@ class PruningHook:
             raise Pruned(self.trial.number, epoch, value)
 
 
-def build_pruner(node: DictConfig | None) -> BasePruner:
+def build_pruner(node: dict | None) -> BasePruner:
     """``search.pruner``: an ``optuna.pruners`` ``_target_`` node; ``null`` never prunes."""
     import optuna
 
@@ -69,10 +89,11 @@ def build_pruner(node: DictConfig | None) -> BasePruner:
     return hydra.utils.instantiate(node, _execution_whitelist_=["optuna.pruners.*"])
 
 
-def open_trial(storage: str, study_name: str, number: int, pruner: BasePruner) -> Trial:
+def open_trial(
+    storage: str, study_name: str, number: int, pruner: BasePruner
+) -> optuna.trial.Trial:
     """The running trial ``number`` of a stored study, to report to and ask whether to prune."""
     import optuna
-    from optuna.trial import Trial
 
     from initsweep.search.storage import open_storage
 
@@ -87,52 +108,19 @@ def open_trial(storage: str, study_name: str, number: int, pruner: BasePruner) -
         sampler=optuna.samplers.RandomSampler(),
         pruner=pruner,
     )
-    return Trial(study, trial_id)
+    return optuna.trial.Trial(study, trial_id)
 
 
-def _multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+def trial_hooks(
+    trial: Trial | None, objective: Callable[[list[CopyState]], float]
+) -> list[PruningHook]:
+    """``[PruningHook]`` when the job is a search trial (``trial``), else ``[]``.
 
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def _trial_node(cfg: DictConfig) -> DictConfig | None:
-    search = cfg.get("search")
-    return search if search is not None and search.get("trial") is not None else None
-
-
-def trial_hooks(cfg: DictConfig) -> list[PruningHook]:
-    """``[PruningHook]`` when this job is a trial of an ``initsweep_optuna`` search, else ``[]``."""
-    search = _trial_node(cfg)
-    if search is None:
-        if cfg.get("search") is not None and not _multirun():
-            log.warning("search: a search runs as a multirun (-m); this run trains once")
+    ``objective(copies)`` is the job's objective over its seeds, as the job will return it.
+    """
+    if trial is None:
         return []
-    trial = open_trial(
-        search.storage, search.study_name, search.trial, build_pruner(search.get("pruner"))
-    )
-    if len(trial.study.directions) > 1:  # Optuna prunes single-objective studies only
+    opened = open_trial(trial.storage, trial.study_name, trial.number, build_pruner(trial.pruner))
+    if len(opened.study.directions) > 1:  # Optuna prunes single-objective studies only
         return []
-    t = cfg.trainer
-
-    def objective(copies: list[CopyState]) -> float:
-        return objective_value(copies, cfg.objective, t.on_diverge, t.diverge_penalty)
-
-    return [PruningHook(trial, objective)]
-
-
-def search_fields(cfg: DictConfig, pruned: Pruned | None) -> dict:
-    """What ``summary.json`` records of the search: ``{}`` outside one; ``status: pruned``."""
-    search = _trial_node(cfg)
-    if search is None:
-        return {}
-    fields = {
-        "search": {
-            "study": search.study_name,
-            "storage": search.storage,
-            "trial": search.trial,
-            "pruned_epoch": pruned.epoch if pruned else None,
-        }
-    }
-    return {**fields, "status": "pruned"} if pruned else fields
+    return [PruningHook(opened, objective)]

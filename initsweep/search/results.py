@@ -3,7 +3,8 @@
 ``write_study_outputs`` writes ``optuna_trials.csv`` (one row per trial: number, state, value,
 params, duration, epochs reported), ``optuna_study.yaml`` (where the study lives, to reopen it),
 and the plots ``optuna_history.png``, ``optuna_slice.png`` and, with two or more parameters,
-``optuna_importance.png``. ``find_study_outputs`` is what a report calls to find them.
+``optuna_importance.png`` (the names are :data:`initsweep.files.STUDY_OUTPUTS`, which the report
+reads).
 """
 
 from __future__ import annotations
@@ -18,19 +19,12 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from initsweep.files import STUDY_OUTPUTS as OUTPUTS
+from initsweep.render import render_table
 from initsweep.search.plots import plot_history, plot_importances, plot_slices
 from initsweep.search.storage import open_storage
 
 log = logging.getLogger(__name__)
-
-OUTPUTS = {
-    "results": "optimization_results.yaml",  # the sweeper's own: best params and value
-    "study": "optuna_study.yaml",
-    "trials": "optuna_trials.csv",
-    "history": "optuna_history.png",
-    "slice": "optuna_slice.png",
-    "importance": "optuna_importance.png",
-}
 
 
 def trial_rows(trials: list[FrozenTrial]) -> list[dict]:
@@ -101,17 +95,6 @@ def write_study_outputs(
     return written
 
 
-def find_study_outputs(path: str | Path) -> dict[str, Path]:
-    """The study files in a sweep dir, by kind (keys of :data:`OUTPUTS`); ``{}`` if none.
-
-    A report calls this on a multirun dir: a non-empty answer means the dir is an Optuna search,
-    and ``optuna_study.yaml`` names the storage and study to reopen (``write_study_outputs``).
-    """
-    found = {kind: Path(path) / name for kind, name in OUTPUTS.items()}
-    found = {kind: p for kind, p in found.items() if p.is_file()}
-    return found if "trials" in found else {}
-
-
 def format_trials_table(study: optuna.Study, title: str = "", top: int = 5) -> str:
     """The best ``top`` trials and the count per state, as a fixed-width table."""
     trials = study.get_trials(deepcopy=False)
@@ -129,14 +112,11 @@ def format_trials_table(study: optuna.Study, title: str = "", top: int = 5) -> s
         )
         for t in best
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
     counts = ", ".join(
         f"{sum(t.state == s for t in trials)} {s.name.lower()}"
         for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     )
-    out = [title] if title else []
-    out += [line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]
+    out = [render_table(header, rows, title=title)]
     out.append(f"{len(trials)} trials: {counts}")
     return "\n".join(out)
 

@@ -1,4 +1,4 @@
-"""The always-on tracker: plain files in the job's output directory (see DESIGN.md).
+"""The always-on tracker: plain files in the job's output directory (``initsweep/files.py``).
 
 ``metrics.jsonl`` is appended and flushed as training goes; ``init.json`` holds the step-0
 diagnostics; ``histograms.jsonl`` the per-layer histograms (one JSON per seed, step and tensor);
@@ -8,33 +8,10 @@ diagnostics; ``histograms.jsonl`` the per-layer histograms (one JSON per seed, s
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
 
+from initsweep.files import HISTOGRAMS, INIT, METRICS, STATUS, SUMMARY, write_json_atomic
 from initsweep.track.histograms import Histogrammer
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write to a temporary file in the same directory, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Records of a metrics file; a torn last line (a killed writer) is skipped."""
-    records = []
-    with open(path) as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
 
 
 class FilesTracker:
@@ -53,11 +30,11 @@ class FilesTracker:
     ) -> None:
         self.dir = Path(output_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._metrics = open(self.dir / "metrics.jsonl", "a")
+        self._metrics = open(self.dir / METRICS, "a")
         self.seeds, self.histograms = seeds, histograms
 
     def log_init(self, init: dict) -> None:
-        write_json_atomic(self.dir / "init.json", init)
+        write_json_atomic(self.dir / INIT, init)
 
     def log_metrics(self, records: list[dict]) -> None:
         for r in records:
@@ -67,20 +44,20 @@ class FilesTracker:
     def log_model(self, step: int, epoch: int, pop) -> None:
         if self.histograms is None or self.seeds is None or not self.histograms.due(epoch):
             return
-        with open(self.dir / "histograms.jsonl", "a") as f:
+        with open(self.dir / HISTOGRAMS, "a") as f:
             for i, seed in enumerate(self.seeds):
                 for h in self.histograms.of(pop, i, step):
                     f.write(json.dumps({"seed": seed, "step": step, "epoch": epoch, **h.record()}))
                     f.write("\n")
 
     def log_summary(self, summary: dict) -> None:
-        write_json_atomic(self.dir / "summary.json", summary)
+        write_json_atomic(self.dir / SUMMARY, summary)
 
     def finish(self, status: str = "finished") -> None:
         """Close the metrics file; a job that ends otherwise leaves ``status.json`` saying how
         (failed, interrupted), so a report can tell it from one still running."""
         self._metrics.close()
-        marker = self.dir / "status.json"
+        marker = self.dir / STATUS
         if status == "finished":
             marker.unlink(missing_ok=True)
         else:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from initsweep.errors import ConfigError, invalid
+from initsweep.errors import ConfigError, first_line, invalid
 from initsweep.track.histograms import Histogrammer
 
 log = logging.getLogger("initsweep")
@@ -130,7 +130,7 @@ class WandbTracker:
                 )
         except Exception as e:  # e.g. online without `wandb login`: say so in one line
             self.finish("failed")
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise ConfigError(
                 f"tracker.mode={mode!r}: W&B could not start a run ({first}); "
                 "run `wandb login` or use tracker.mode=offline"

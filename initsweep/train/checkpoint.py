@@ -15,31 +15,22 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from initsweep.errors import ConfigError
+from initsweep.files import CHECKPOINT, SUMMARY, atomic_open
 from initsweep.train.loop import CopyState
 
 log = logging.getLogger("initsweep")
-CHECKPOINT = "checkpoint.pt"
-SUMMARY = "summary.json"
-# keys that may change between a run and its resumption without changing its numbers
-VOLATILE = (
-    "paths",
-    "resources",  # the launcher's (a job may resume on another cluster or locally)
-    "tracker",
-    "trainer.progress",
-    "trainer.device",
-    "trainer.eval_batch_size",
-)
 
 
 class Checkpoint:
-    """Loop hook: after every epoch, write ``checkpoint.pt`` atomically (temp file, fsync, rename).
+    """Loop hook (:class:`~initsweep.train.loop.LoopHook`): after every epoch, write
+    ``checkpoint.pt`` atomically (temp file, fsync, rename).
 
     A job killed at any moment leaves either the previous epoch's checkpoint or this one's,
     never a half-written file.
@@ -60,12 +51,8 @@ class Checkpoint:
             ],
             "config": self.config,
         }
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(self.path, "wb") as f:
             torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
 
 
 def load_checkpoint(output_dir: str | Path) -> dict[str, Any] | None:
@@ -76,15 +63,22 @@ def load_checkpoint(output_dir: str | Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def resume(output_dir: str | Path, config: dict[str, Any], pop, copies) -> tuple[int, int]:
+def resume(
+    output_dir: str | Path,
+    config: dict[str, Any],
+    pop,
+    copies,
+    volatile: Sequence[str] = (),
+) -> tuple[int, int]:
     """Continue from the job's checkpoint if it has one: ``(start_epoch, step)`` for ``fit``.
 
     Without a checkpoint this is a fresh start, ``(1, 0)``. Either way the job's ``*.jsonl``
     files lose the records the run will log again. Call it before the trackers open them.
+    The checkpoint must have been written by the same config, ``volatile`` keys aside.
     """
     ckpt = load_checkpoint(output_dir)
     if ckpt is not None:
-        check_same_config(ckpt["config"], config, Path(output_dir) / CHECKPOINT)
+        check_same_config(ckpt["config"], config, Path(output_dir) / CHECKPOINT, volatile)
     truncate_logs(output_dir, ckpt["step"] if ckpt else -1)
     if ckpt is None:
         return 1, 0
@@ -105,7 +99,9 @@ def restore(ckpt: dict[str, Any], pop, copies: list[CopyState]) -> tuple[int, in
     return ckpt["epoch"] + 1, ckpt["step"]
 
 
-def finished_objective(output_dir: str | Path, config: dict[str, Any]) -> float | None:
+def finished_objective(
+    output_dir: str | Path, config: dict[str, Any], volatile: Sequence[str] = ()
+) -> float | None:
     """The stored objective of a job that already finished here (``summary.json``), else ``None``.
 
     Re-running an interrupted multirun with the same ``hydra.sweep.dir`` thus runs only the jobs
@@ -115,20 +111,22 @@ def finished_objective(output_dir: str | Path, config: dict[str, Any]) -> float 
     if not path.exists():
         return None
     summary = json.loads(path.read_text())
-    check_same_config(summary.get("config", {}), config, path)
+    check_same_config(summary.get("config", {}), config, path, volatile)
     value = summary["objective"]["value"]
     return math.nan if value is None else float(value)
 
 
-def check_same_config(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+def check_same_config(
+    saved: dict[str, Any], current: dict[str, Any], path: Path, volatile: Sequence[str] = ()
+) -> None:
     """Refuse to resume (or reuse) a job written by a different config: one line, the first key.
 
     Keys in only one of the two (a schema that gained or lost a key between versions) and the
-    :data:`VOLATILE` keys are not compared.
+    ``volatile`` keys (and everything under them) are not compared.
     """
     a, b = _flatten(saved), _flatten(current)
     for key in sorted(set(a) & set(b)):
-        if any(key == v or key.startswith(v + ".") for v in VOLATILE):
+        if any(key == v or key.startswith(v + ".") for v in volatile):
             continue
         if a[key] != b[key]:
             raise ConfigError(
@@ -163,12 +161,8 @@ def truncate_logs(output_dir: str | Path, step: int) -> None:
                     continue  # a line torn by the kill
                 if isinstance(record, dict) and record.get("step", math.inf) <= step:
                     kept.append(line if line.endswith("\n") else line + "\n")
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w") as f:
+        with atomic_open(path) as f:
             f.writelines(kept)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
 
 
 def check_state_fits(state: dict, pop) -> None:

@@ -1,14 +1,17 @@
 """Dropout masks for M copies at once, each copy from its own random stream.
 
 ``nn.Dropout`` on the CPU draws its masks with ``bernoulli_``: one Mersenne-Twister number per
-element on one thread (60-100 M masks/s here), which costs as much as all the matmuls of a
-small MLP step (shared/notes/perf-prototype.md). :class:`DropoutStreams` instead fills int64
-words with 64 random bits (one MT call per word) and compares each word's four int16 pieces
-with a threshold: 4 masks per draw, 3-6x faster. The masks are statistically those of
+element on one thread, which costs as much as all the matmuls of a small MLP step.
+:class:`DropoutStreams` instead fills int64 words with 64 random bits (one MT call per word) and
+compares each word's four int16 pieces with a threshold: 4 masks per draw, several times
+faster (the README's benchmark notes). The masks are statistically those of
 ``nn.Dropout`` but not the same random stream.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -57,3 +60,22 @@ class DropoutStreams:
     def set_state(self, states: list[Tensor]) -> None:
         for g, s in zip(self.generators, states):
             g.set_state(s)
+
+
+@contextmanager
+def global_rng_as(generator: torch.Generator) -> Iterator[None]:
+    """Run the block with ``generator``'s state as its device's global RNG, then store the
+    advanced state back in ``generator`` and give the global RNG its own state again.
+
+    For code that draws from the global RNG (``nn.Dropout`` in a plain module, ``vmap``'s
+    ``randomness="different"``): each copy then keeps a stream of its own.
+    """
+    device = generator.device
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else [], device_type="cuda"):
+        if cuda:
+            torch.cuda.set_rng_state(generator.get_state(), device)
+        else:
+            torch.set_rng_state(generator.get_state())
+        yield
+        generator.set_state(torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state())

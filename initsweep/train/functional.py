@@ -4,9 +4,8 @@ The generic path for models without a hand-written stack (cnn, lstm, ...): the p
 stacked with ``torch.func.stack_module_state`` and one ``functional_call`` is vmapped over the
 copy dimension, with ``randomness="different"`` so that dropout draws other masks per copy.
 Those masks come from one random stream for the whole population (not one per copy), so with
-dropout a copy's numbers here depend on the other copies. On the 2-core CPU this path was
-measured slower than training conv copies one at a time (perf-prototype.md); ``auto`` uses it
-on CUDA only.
+dropout a copy's numbers here depend on the other copies. On a CPU this path measured slower
+than training conv copies one at a time (``make bench``); ``auto`` uses it on CUDA only.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -38,6 +39,16 @@ class CopyState:
     diverged_step: int | None = None
 
 
+class LoopHook(Protocol):
+    """Something :func:`fit` runs after each epoch's evaluation (the checkpoint, pruning).
+
+    ``copies`` hold each seed's metrics of that epoch; a hook may raise to stop the run
+    (``initsweep.search.Pruned``), after which the caller writes the summary.
+    """
+
+    def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None: ...
+
+
 def batch_order(n: int, data_seed: int, epoch: int) -> torch.Tensor:
     """The shared sample order of one epoch: a permutation seeded from (data_seed, epoch)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(data_seed * 100_003 + epoch))
@@ -58,7 +69,7 @@ def fit(
     cfg: LoopConfig,
     tracker,
     copies: list[CopyState],
-    hooks: Sequence = (),
+    hooks: Sequence[LoopHook] = (),
     start_epoch: int = 1,
     step: int = 0,
 ) -> list[CopyState]:

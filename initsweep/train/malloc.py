@@ -3,10 +3,9 @@
 A stacked step allocates and frees the same tens of MB of activations and gradients every
 time. By default glibc serves big blocks with ``mmap`` and hands them back with ``munmap``, so
 every step faults its buffers in again page by page, and with one worker thread per shard each
-``munmap`` also interrupts the other core to flush its TLB. At M = 60 on the 2-core CPU that was
-about 280 ``munmap`` calls and 2,600-4,000 page faults per step; with the settings below, 75-170
-page faults, and the step ran about 10 % faster (median of paired runs, 1.04-1.37x). The cost
-is that the process keeps its peak heap until it exits, as tcmalloc or jemalloc would.
+``munmap`` also interrupts the other core to flush its TLB. With the settings below the buffers
+stay mapped from one step to the next (the README's benchmark notes give the measured gain).
+The cost is that the process keeps its peak heap until it exits, as tcmalloc or jemalloc would.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ def output_units(task_outputs: int, loss: str) -> int:
 
 def resolve_loss(task: str, loss: str) -> str:
     """``trainer.loss=auto`` picks cross-entropy, BCE-with-logits or MSE by task."""
+    loss = str(loss)  # the config's enum value as the plain name the losses are keyed by
     if loss == "auto":
         return LOSSES[task][0]
     if loss not in LOSSES[task]:
@@ -103,13 +104,3 @@ def evaluate(
         metrics["mse"] = (err**2).mean()
         metrics["mae"] = err.abs().mean()
     return metrics
-
-
-def direction(metric: str) -> str:
-    """Losses and errors are minimised; accuracy, AUC and the like are maximised."""
-    name = metric.rsplit("/", 1)[-1]
-    return (
-        "minimize"
-        if name in ("loss", "mse", "mae", "nll") or name.endswith("loss")
-        else "maximize"
-    )

@@ -16,8 +16,8 @@ def build_optimizer(
     """``make_optimizer(params)`` (a Hydra partial), asking for ``fused=True`` where it can.
 
     SGD, Adam and AdamW have fused CPU and CUDA kernels that do the same arithmetic per element
-    as the single-tensor loop, in one pass over all tensors (1.1-1.3x faster sequential
-    training, perf-prototype.md). A ``fused``/``foreach`` set in the config is kept as given.
+    as the single-tensor loop, in one pass over all tensors. A ``fused``/``foreach`` set in the
+    config is kept as given.
     """
     params = list(params)
     given = make_optimizer.keywords if isinstance(make_optimizer, functools.partial) else {}

@@ -2,28 +2,70 @@
 
 ``SequentialPopulation`` steps the copies one after another; ``VectorizedPopulation``
 (train/vectorized.py) steps them all at once as stacked tensors; ``make_population`` picks one
-for ``trainer.strategy``. Every strategy offers the same calls:
-``train_step`` (one update of every active copy on one shared batch), ``predict`` (outputs of
-every copy, eval mode), ``parameters_finite``, ``freeze`` (stop updating a diverged copy) and
-``module(i)`` (copy i as a plain ``nn.Module``, for diagnostics and histograms).
+for ``trainer.strategy``. Both keep the :class:`Population` contract.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from initsweep.errors import invalid
 from initsweep.train.checkpoint import check_state_fits
+from initsweep.train.dropout import global_rng_as
 from initsweep.train.optim import build_optimizer
 from initsweep.train.stacked import mlp_unsupported
 from initsweep.train.vectorized import VectorizedPopulation
 
 log = logging.getLogger("initsweep")
+STRATEGIES = ("auto", "vectorized", "sequential")  # trainer.strategy
+
+
+@runtime_checkable
+class Population(Protocol):
+    """M copies of one model, trained together on shared batches.
+
+    Who calls what: the training loop (``initsweep.train.loop.fit``) calls :meth:`train_step`
+    on every batch, :meth:`predict` to evaluate, :meth:`parameters_finite` and :meth:`freeze`
+    to stop a copy that diverged; the step-0 diagnostics and the trackers' histograms read
+    copy i as a plain module through :meth:`module`; the checkpoint saves and restores
+    :meth:`state_dict` (tensors and plain containers only: it loads with
+    ``torch.load(weights_only=True)``). ``strategy`` names the kind (checkpoints load only into
+    a population of their own kind and size).
+    """
+
+    strategy: str
+
+    def __len__(self) -> int: ...
+
+    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        """One update of every active copy on the batch; the losses ``[M]``, on the device."""
+        ...
+
+    def predict(self, x: Tensor, batch_size: int = 4096) -> Tensor:
+        """Outputs ``[M, N, K]`` of every copy in eval mode (dropout off)."""
+        ...
+
+    def parameters_finite(self) -> Tensor:
+        """``[M]`` bool: does every parameter of copy i hold only finite values?"""
+        ...
+
+    def freeze(self, i: int) -> None:
+        """Stop updating copy ``i``: its weights and optimizer state stay as they are now."""
+        ...
+
+    def module(self, i: int) -> nn.Module:
+        """Copy ``i`` as a plain ``nn.Module`` holding its current weights."""
+        ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
 class SequentialPopulation:
@@ -49,32 +91,17 @@ class SequentialPopulation:
             for model in models
             for m in model.modules()
         )
-        self._device = next(models[0].parameters()).device
-        self._rng = [self._fresh_rng_state(s) for s in dropout_seeds]
+        device = next(models[0].parameters()).device
+        device = device if device.type == "cuda" else torch.device("cpu")
+        self._rng = [torch.Generator(device=device).manual_seed(s) for s in dropout_seeds]
 
     def __len__(self) -> int:
         return len(self.models)
 
-    def _fresh_rng_state(self, seed: int) -> Tensor:
-        if self._device.type == "cuda":
-            g = torch.Generator(device=self._device).manual_seed(seed)
-        else:
-            g = torch.Generator().manual_seed(seed)
-        return g.get_state()
-
-    @contextmanager
-    def _copy_rng(self, i: int) -> Iterator[None]:
-        """Run with copy ``i``'s dropout stream as the global one, then restore the global."""
-        if not self._has_dropout:
-            yield
-            return
-        cuda = self._device.type == "cuda"
-        with torch.random.fork_rng(devices=[self._device] if cuda else [], device_type="cuda"):
-            set_state = torch.cuda.set_rng_state if cuda else torch.set_rng_state
-            get_state = torch.cuda.get_rng_state if cuda else torch.get_rng_state
-            set_state(self._rng[i])
-            yield
-            self._rng[i] = get_state()
+    def _copy_rng(self, i: int):
+        """Copy ``i``'s dropout stream as the global RNG while it steps (``nn.Dropout`` draws
+        from the global one)."""
+        return global_rng_as(self._rng[i]) if self._has_dropout else nullcontext()
 
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         """One update of every active copy; returns the batch losses ``[M]`` (on the device)."""
@@ -125,7 +152,7 @@ class SequentialPopulation:
             "strategy": self.strategy,
             "models": [m.state_dict() for m in self.models],
             "optimizers": [o.state_dict() for o in self.optimizers],
-            "rng": [s.clone() for s in self._rng],
+            "rng": [g.get_state() for g in self._rng],
             "active": list(self.active),
         }
 
@@ -137,7 +164,8 @@ class SequentialPopulation:
         ):
             model.load_state_dict(m)
             opt.load_state_dict(o)  # moves the optimizer state to the parameters' device
-        self._rng = [s.cpu().clone() for s in state["rng"]]  # RNG states are CPU byte tensors
+        for g, s in zip(self._rng, state["rng"]):
+            g.set_state(s.cpu())  # RNG states are CPU byte tensors
         self.active = list(state["active"])
 
 
@@ -145,10 +173,9 @@ def vectorize_unsupported(model: nn.Module, device: torch.device, explicit: bool
     """Why the copies of ``model`` are not trained as one stack (``None``: they are).
 
     The MLP family has a hand-written stack. Any other model without buffers can go through
-    ``torch.func.vmap``: ``auto`` uses that on CUDA only, because on the 2-core CPU batching
-    conv copies measured about 2x slower than training them one at a time (scripts/bench.py,
-    perf-prototype.md). Buffers (batch-norm running stats) are per-copy state the stack does
-    not carry.
+    ``torch.func.vmap``: ``auto`` uses that on CUDA only, because on a CPU batching conv copies
+    measured slower than training them one at a time (``make bench``, the README's table).
+    Buffers (batch-norm running stats) are per-copy state the stack does not carry.
     """
     if any(True for _ in model.buffers()):
         return f"{type(model).__name__} has buffers (e.g. batch-norm running stats)"

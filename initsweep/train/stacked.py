@@ -4,8 +4,8 @@ Copy i's ``Linear`` weight becomes slice i of one ``[M, ...]`` tensor. The first
 same batch in every copy, so it is one GEMM ``[B, in] x [in, M*out]`` forward and one
 ``[M*out, B] x [B, in]`` for its weight gradient (:class:`SharedInputLinear`); the later layers
 are ``baddbmm`` over the copy dimension, their weights kept as ``[M, in, out]`` so that autograd
-writes their gradients without a transposing copy. A prototype on the 2-core CPU measured this
-at about 35 % faster than ``torch.func.vmap`` of the same model (shared/notes/perf-prototype.md).
+writes their gradients without a transposing copy: faster than ``torch.func.vmap`` of the same
+model (``make bench``).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ def _onednn_fp32(*tensors: Tensor) -> bool:
 def gemm_nt(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     """``a @ b.T (+ bias)`` for 2-d ``a [n, k]``, ``b [m, k]``.
 
-    float32 on the CPU goes through oneDNN's inner-product kernel, which ran these wide shapes
-    (k = 784 or 128, m = copies x 256) at 90-94 GFLOP/s per core on the AMD EPYC (AVX-512)
-    where MKL's ``addmm``/``mm`` reached 65-79; other devices and dtypes use ``addmm``/``mm``.
-    Both compute in float32 (no reduced-precision mode unless the user set one for oneDNN).
+    float32 on the CPU goes through oneDNN's inner-product kernel, which runs these wide shapes
+    (k = 784 or 128, m = copies x 256) faster than MKL's ``addmm``/``mm`` (the README's
+    benchmark notes); other devices and dtypes use ``addmm``/``mm``. Both compute in float32
+    (no reduced-precision mode unless the user set one for oneDNN).
     """
     if _onednn_fp32(a, b):
         return torch.ops.mkldnn._linear_pointwise(

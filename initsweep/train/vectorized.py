@@ -9,7 +9,7 @@ would get alone: a copy in the population follows the same numbers as that copy 
 
 On a multi-core CPU the copies are split into shards, one per core, each stepped by its own
 single-threaded worker: small GEMMs and the serial mask RNG leave a second OpenMP thread idle
-half the time, and two single-thread workers were 5-20 % faster (perf-prototype.md).
+half the time, so single-thread workers are faster (``make bench``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from initsweep.train.checkpoint import check_state_fits
-from initsweep.train.dropout import DropoutStreams
+from initsweep.train.dropout import DropoutStreams, global_rng_as
 from initsweep.train.functional import VmapStack
 from initsweep.train.malloc import keep_freed_memory
 from initsweep.train.optim import build_optimizer
@@ -70,7 +70,7 @@ class _Shard:
         """The vmap path draws dropout from the global RNG: fork it, run on copy 0's stream."""
         if not isinstance(self.engine, VmapStack):
             return nullcontext()
-        return _forked_rng(self.drop.generators[0], self.device)
+        return global_rng_as(self.drop.generators[0])
 
     def _tensors(self, i: int) -> dict[tuple[int, str], Tensor]:
         """Copy i's slices of every parameter and of every stacked optimizer state tensor."""
@@ -92,22 +92,6 @@ class _Shard:
             now = self._tensors(i)
             for k, s in saved.items():
                 now[k].copy_(s)
-
-
-class _forked_rng:
-    """Context: run with ``generator``'s state as the device's global RNG, then save it back."""
-
-    def __init__(self, generator: torch.Generator, device: torch.device) -> None:
-        self.g, self.cuda = generator, device.type == "cuda"
-
-    def __enter__(self) -> None:
-        self.fork = torch.random.fork_rng(devices=[] if not self.cuda else None)
-        self.fork.__enter__()
-        (torch.cuda.set_rng_state if self.cuda else torch.set_rng_state)(self.g.get_state())
-
-    def __exit__(self, *exc) -> None:
-        self.g.set_state((torch.cuda.get_rng_state if self.cuda else torch.get_rng_state)())
-        self.fork.__exit__(*exc)
 
 
 def default_shards(device: torch.device, copies: int) -> int:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 
-from initsweep.report.compare import Row, better
-from initsweep.report.effects import MIN_BOOTSTRAP
-from initsweep.report.speed import Target
+from initsweep.report.compare.effects import MIN_BOOTSTRAP
+from initsweep.report.compare.engine import Row, better
+from initsweep.report.compare.speed import Target
 
 
 def describe(metric: str, target: Target | None = None) -> str:

@@ -15,7 +15,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_override
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 
-from initsweep.errors import ConfigError, invalid
+from initsweep.errors import ConfigError, first_line, invalid
 
 _ABSENT = object()
 
@@ -60,7 +60,7 @@ def parse_space(
         try:
             s, f, o = create_params_from_overrides([arg])
         except (ValueError, AssertionError, NotImplementedError, HydraException) as e:
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            reason = first_line(e)
             raise invalid(f"search space {key}", value, reason) from None
         for name in [*s, *f]:
             check_key(name, config)

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from initsweep.errors import invalid
-from initsweep.report.effects import Difference, compare_samples, holm
-from initsweep.report.speed import (
+from initsweep.report.compare.effects import Difference, compare_samples, holm
+from initsweep.report.compare.speed import (
     TARGET_METRIC,
     Target,
     diverged_steps,
@@ -35,16 +34,8 @@ from initsweep.report.speed import (
     parse_target,
     speed_metrics,
 )
-from initsweep.train.metrics import direction
-
-
-@dataclass
-class JobView:
-    """What a comparison needs of one loaded job."""
-
-    overrides: dict[str, str]
-    summary: dict | None
-    records: list[dict]
+from initsweep.report.jobs import Job, varying_keys
+from initsweep.summary import direction
 
 
 @dataclass
@@ -78,53 +69,27 @@ class Comparisons:
     speed: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)  # label → seeds
 
 
-def parse_overrides(overrides) -> dict[str, str]:
-    """Hydra's overrides (a list of ``key=value`` or a dict) as a dict; ``+``/``++`` stripped."""
-    if isinstance(overrides, Mapping):
-        return {str(k).lstrip("+"): str(v) for k, v in overrides.items()}
-    out = {}
-    for item in overrides or []:
-        key, _, value = str(item).partition("=")
-        out[key.lstrip("+")] = value
-    return out
-
-
-def as_view(job) -> JobView:
-    """Accept a loaded job as an object or a mapping with ``overrides``, ``summary``, ``records``."""
-    get = job.get if isinstance(job, Mapping) else lambda k, d=None: getattr(job, k, d)
-    records = get("records")
-    if records is None:
-        records = get("metrics", [])
-    return JobView(parse_overrides(get("overrides", [])), get("summary"), list(records))
-
-
-def varying_keys(views: list[JobView]) -> list[str]:
-    """Override keys whose value differs between jobs, in first-seen order."""
-    keys = list(dict.fromkeys(k for v in views for k in v.overrides))
-    return [k for k in keys if len({v.overrides.get(k) for v in views}) > 1]
-
-
-def resolve_baseline(views: list[JobView], baseline: str | None) -> tuple[str, str]:
+def resolve_baseline(jobs: list[Job], baseline: str | None) -> tuple[str, str]:
     """``key=value`` of the baseline; by default the first value of the first varying key."""
-    factors = varying_keys(views)
+    factors = varying_keys(jobs)
     options = [
-        f"{k}={v}" for k in factors for v in dict.fromkeys(j.overrides.get(k) for j in views)
+        f"{k}={v}" for k in factors for v in dict.fromkeys(j.overrides.get(k) for j in jobs)
     ]
     if baseline is None:
         if not factors:
             raise invalid("--baseline", None, "the jobs do not differ in any override")
-        return factors[0], views[0].overrides.get(factors[0])
+        return factors[0], jobs[0].overrides.get(factors[0])
     key, sep, value = baseline.partition("=")
-    if not sep or f"{key.lstrip('+')}={value}" not in options:
+    if not sep or f"{key.lstrip('+~')}={value}" not in options:
         raise invalid("--baseline", baseline, f"use one of {', '.join(options) or '(none)'}")
-    return key.lstrip("+"), value
+    return key.lstrip("+~"), value
 
 
-def _trainer(view: JobView) -> dict:
-    return ((view.summary or {}).get("config") or {}).get("trainer") or {}
+def _trainer(job: Job) -> dict:
+    return ((job.summary or {}).get("config") or {}).get("trainer") or {}
 
 
-def pairable(a: JobView, b: JobView, seeds_a: list[int], seeds_b: list[int]) -> bool:
+def pairable(a: Job, b: Job, seeds_a: list[int], seeds_b: list[int]) -> bool:
     """Same seeds and the same batches in the same order (data seed and batch size)."""
     same_order = all(_trainer(a).get(k) == _trainer(b).get(k) for k in ("data_seed", "batch_size"))
     return sorted(seeds_a) == sorted(seeds_b) and same_order
@@ -136,16 +101,16 @@ def compared_metrics(speed: dict[int, dict[str, float]]) -> list[str]:
     return [k for k in keys if k not in ("diverged", "epochs_to_target")]
 
 
-def default_target(base: JobView) -> Target:
+def default_target(base: Job) -> Target:
     """The baseline job's worst final ``train/loss`` over its live seeds: a level every baseline
     seed reaches by the end, so "steps to reach it" exists for the whole baseline and asks
     "how much sooner does the other job get where the baseline got?"
 
     (The best job's final mean would leave about half of that job's own seeds short of it.)
     """
-    gone = diverged_steps(base.records, base.summary)
+    gone = diverged_steps(base.metrics, base.summary)
     last = {}  # the last logged point per seed: the summary's final train/loss
-    for r in base.records:
+    for r in base.metrics:
         if TARGET_METRIC in r and gone.get(r["seed"]) is None:
             last[r["seed"]] = r[TARGET_METRIC]
     finite = [v for v in last.values() if v is not None and math.isfinite(v)]
@@ -173,7 +138,7 @@ def _finite(sp: dict, metric: str) -> int:
 
 
 def compare_jobs(
-    jobs,
+    jobs: list[Job],
     baseline: str | None = None,
     level: float = 0.95,
     target: str | float | Target | None = None,
@@ -189,24 +154,21 @@ def compare_jobs(
     """
     if not 0 < level < 1:
         raise invalid("report.level", level, "use a confidence level between 0 and 1, e.g. 0.95")
-    views = [as_view(j) for j in jobs]
-    key, value = resolve_baseline(views, baseline)
-    others = [k for k in varying_keys(views) if k != key]
+    key, value = resolve_baseline(jobs, baseline)
+    others = [k for k in varying_keys(jobs) if k != key]
     fixed = parse_target(target)
     # one early-loss step for every job, inside the shortest run
-    k = first_k or max(1, math.ceil(0.1 * min(last_step(v.records) for v in views)))
+    k = first_k or max(1, math.ceil(0.1 * min(last_step(v.metrics) for v in jobs)))
 
-    def context(v: JobView) -> str:  # the other varying keys: equal between baseline and other
+    def context(v: Job) -> str:  # the other varying keys: equal between baseline and other
         return ", ".join(f"{o}={v.overrides.get(o)}" for o in others)
 
-    def speed(v: JobView, t: Target) -> dict[int, dict[str, float]]:
-        return speed_metrics(v.records, target=t, first_k=k, summary=v.summary)
+    def speed(v: Job, t: Target) -> dict[int, dict[str, float]]:
+        return speed_metrics(v.metrics, target=t, first_k=k, summary=v.summary)
 
-    base = {context(v): v for v in views if v.overrides.get(key) == value}
+    base = {context(v): v for v in jobs if v.overrides.get(key) == value}
     pairs = [
-        (base[context(v)], v)
-        for v in views
-        if v.overrides.get(key) != value and context(v) in base
+        (base[context(v)], v) for v in jobs if v.overrides.get(key) != value and context(v) in base
     ]
     rows, table = [], {}
     for b, v in tqdm(pairs, desc="compare", unit="job", disable=None):
@@ -245,7 +207,7 @@ def compare_jobs(
     return Comparisons(rows, f"{key}={value}", fixed, k, objective, table)
 
 
-def _job_label(v: JobView, key: str, others: list[str]) -> str:
+def _job_label(v: Job, key: str, others: list[str]) -> str:
     return ", ".join(f"{o}={v.overrides.get(o)}" for o in [key, *others])
 
 

@@ -13,12 +13,14 @@ import html
 import math
 from pathlib import Path
 
-from initsweep.report.compare import Comparisons, Row, as_view, compare_jobs, varying_keys
-from initsweep.report.effects import MIN_BOOTSTRAP
-from initsweep.report.forest import forest_plot
+from initsweep.render import render_table
+from initsweep.report.compare.effects import MIN_BOOTSTRAP
+from initsweep.report.compare.engine import Comparisons, Row, compare_jobs
+from initsweep.report.compare.forest import forest_plot
+from initsweep.report.compare.speed import Target
+from initsweep.report.compare.verdict import describe, fmt, fmt_p, is_clear, seeds_phrase, verdict
+from initsweep.report.jobs import Job, varying_keys
 from initsweep.report.section import Section
-from initsweep.report.speed import Target
-from initsweep.report.verdict import describe, fmt, fmt_p, is_clear, seeds_phrase, verdict
 
 COLUMNS = ("metric", "baseline", "other", "baseline mean ± sd", "other mean ± sd",
            "difference [CI]", "Hedges' g", "p (t)", "p (rank)", "n (baseline vs other)",
@@ -60,18 +62,11 @@ def cells(row: Row) -> list[str]:
     ]
 
 
-def markdown_table(rows: list[Row]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(r)) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def html_table(rows: list[Row]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)) + "</tr>" for r in rows
+def table(rows: list[Row], style: str) -> str:
+    """The comparison table as Markdown or HTML (:func:`initsweep.render.render_table`)."""
+    return render_table(
+        COLUMNS, [cells(r) for r in rows], style, table_class="comparison", pad=False
     )
-    return f'<table class="comparison"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def write_csv(rows: list[Row], path: Path) -> Path:
@@ -150,7 +145,7 @@ def intro(comps: Comparisons, level: float) -> str:
 
 
 def comparison_section(
-    jobs,
+    jobs: list[Job],
     out_dir: str | Path,
     baseline: str | None = None,
     level: float = 0.95,
@@ -165,9 +160,7 @@ def comparison_section(
     The Markdown starts with its own ``## Is the difference real?`` heading; the HTML fragment
     has none (the page puts the section title), and links ``forest.png`` relative to ``out_dir``.
 
-    :param jobs: loaded jobs, each with ``overrides`` (Hydra's list or a dict), ``summary``
-        (``summary.json``) and ``records`` or ``metrics`` (``metrics.jsonl``), as attributes
-        or keys (:class:`initsweep.report.jobs.Job` fits).
+    :param jobs: the jobs as the report reads them (:class:`initsweep.report.jobs.Job`).
     :param out_dir: where ``comparison.csv``, ``speed.csv`` and ``forest.png`` go.
     :param baseline: ``key=value`` (``--baseline``); ``None``: the first value of the first
         override that varies across the jobs.
@@ -179,7 +172,7 @@ def comparison_section(
     """
     out_dir = Path(out_dir)
     title = "Is the difference real?"
-    if baseline is None and not varying_keys([as_view(j) for j in jobs]):
+    if baseline is None and not varying_keys(jobs):
         text = "The jobs do not differ in any override: nothing to compare."
         return f"## {title}\n\n{text}\n", f"<p>{text}</p>", []
     comps = compare_jobs(
@@ -199,12 +192,17 @@ def comparison_section(
     plot = forest_plot(comps.rows, out_dir / "forest.png", baseline=comps.baseline)
     files += [plot] if plot else []
     about, verdicts = intro(comps, level), [r.verdict for r in headline(comps)]
-    md = [f"## {title}", about, "\n".join(f"- {v}" for v in verdicts), markdown_table(comps.rows)]
+    md = [
+        f"## {title}",
+        about,
+        "\n".join(f"- {v}" for v in verdicts),
+        table(comps.rows, "markdown"),
+    ]
     md += [f"![forest plot: differences with their intervals]({plot.name})"] if plot else []
     page = (
         f"<p>{html.escape(about)}</p><ul>"
         + "".join(f"<li>{html.escape(v)}</li>" for v in verdicts)
-        + f"</ul>{html_table(comps.rows)}"
+        + f"</ul>{table(comps.rows, 'html')}"
         + (f'<img src="{plot.name}" alt="forest plot of the differences">' if plot else "")
     )
     return "\n\n".join(md) + "\n", page, files

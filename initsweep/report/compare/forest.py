@@ -16,9 +16,9 @@ from matplotlib.figure import Figure  # the Agg canvas: no pyplot state, no disp
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from initsweep.report.compare import Row, better
-from initsweep.report.effects import MIN_BOOTSTRAP
-from initsweep.report.verdict import describe, is_clear
+from initsweep.report.compare.effects import MIN_BOOTSTRAP
+from initsweep.report.compare.engine import Row, better
+from initsweep.report.compare.verdict import describe, is_clear
 
 COLORS = {"better": "tab:green", "worse": "tab:red", "unclear": "0.55"}
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from initsweep.errors import invalid
-from initsweep.train.metrics import direction
+from initsweep.summary import direction
 
 TARGET_METRIC = "train/loss"  # every task logs it, at every log interval: the finest clock
 
@@ -41,7 +41,7 @@ class Target:
     """A level of one metric: reached when the metric is at or beyond ``value``.
 
     "Beyond" follows the metric's direction: ``≤`` for losses and errors, ``≥`` for accuracy
-    and AUC (:func:`initsweep.train.metrics.direction`).
+    and AUC (:func:`initsweep.summary.direction`).
     """
 
     metric: str
