@@ -3,7 +3,7 @@
 A weight scheme has torch's signature shape: ``name_(tensor, <its parameters>, *, generator=None)``,
 fills ``tensor`` in place and returns it. Its keyword parameters become typed config keys
 (``init.<param>``) through :func:`scheme_schema`, so adding a scheme is one decorated function and
-one ``conf/init/<name>.yaml``. Two optional facts ride along with the registration:
+one ``initsweep/conf/init/<name>.yaml``. Two optional facts ride along with the registration:
 
 - ``activation_gain``: with ``init.gain=null`` the apply layer passes the model activation's gain
   (the fan-scaled families whose papers define one: Glorot, He, Saxe, Xiao). Schemes defined by a
@@ -14,7 +14,7 @@ one ``conf/init/<name>.yaml``. Two optional facts ride along with the registrati
 
 A bias rule is ``name(bias, ctx) -> Tensor`` where ``ctx`` is a :class:`~initsweep.init.bias.BiasContext`;
 output rules (``bias.output``) and hidden rules (``bias.hidden``) are two tables of one registry,
-so adding either is one decorated function and one ``conf/bias/<name>.yaml``.
+so adding either is one decorated function and one ``initsweep/conf/bias/<name>.yaml``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Models: each tells the init library its ``activation`` and its ``output_layer``.
 
 Every constructor takes ``input_shape`` and ``out_features`` (the job fills them in from the
-dataset) plus its own parameters; the yaml in ``conf/model/`` is a ``_partial_`` ``_target_``.
+dataset) plus its own parameters; the yaml in ``initsweep/conf/model/`` is a ``_partial_`` ``_target_``.
 """
 
 from initsweep.models.cnn import CNN
