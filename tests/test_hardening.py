@@ -43,6 +43,7 @@ BAD_CONFIG = [
     (["seeds=[1,1]"], ["seeds", "[1, 1]"]),
     (["+init.rules=[{pattern: nothing.*, scheme: zeros}]"], ["init.rules[0].pattern", "nothing"]),
     (["init=delta_orthogonal"], ["delta_orthogonal", "body.1.weight"]),
+    (["model.hidden=[16,0]"], ["model.hidden", "[16, 0]", ">= 1"]),
     (["trainer.device=tpu"], ["trainer.device", "tpu"]),
     (["objective=val/auc"], ["objective", "val/auc"]),
     (["bias.hidden=sometimes"], ["bias.hidden", "sometimes"]),
