@@ -2,6 +2,7 @@ r"""Per-layer diagnostics at step 0: weights against theory, signal propagation,
 
 For every weight (≥ 2 dims) of one model copy, on one fixed batch of training data:
 
+- the scheme and the gain it drew with and why (``gain_source``, e.g. ``1 (Glorot & Bengio 2010)``);
 - weight mean/std/min/max (population std) and the scheme's theoretical std;
 - pre-activation mean/std: the output of each Linear/Conv layer (forward hooks), the signal that
   vanishes or explodes with depth;
@@ -145,6 +146,7 @@ def layer_report(
                 "param": name,
                 "shape": list(w.shape),
                 "scheme": entry.get("scheme") if entry else None,
+                "gain_source": entry.get("gain_source") if entry else None,
                 "weight_mean": _num(wd.mean()),
                 "weight_std": _num(wd.std(unbiased=False)),
                 "weight_min": _num(wd.min()),

@@ -9,9 +9,9 @@ Every draw uses its own ``torch.Generator`` seeded from (seed, parameter name), 
 layer's scheme never shifts another layer's draws. Draws happen on the CPU, so a seed gives the
 same initial weights on every device.
 
-``init.gain=null`` means the scheme's reference gain: the model activation's for the fan-scaled
-families (Glorot, He, Saxe, Xiao; ``init.nonlinearity`` picks another one for He), 1 for schemes
-defined by a fixed distribution. A rule's gain is its own ``params.gain``, resolved the same way.
+``init.gain`` is a number, ``act`` (the model activation's gain) or null (the scheme's reference
+gain: 1, He's rectifier √2): :mod:`.gain`. A rule's gain is its own ``params.gain``, resolved the
+same way; the assignment records the gain drawn with and why (``gain_source``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from initsweep.errors import ConfigError
 from initsweep.init.bias import BiasContext, apply_biases
-from initsweep.init.fans import activation_gain
+from initsweep.init.gain import resolve_gain
 from initsweep.init.generators import param_generator
 from initsweep.init.lsuv import lsuv_rescale
 from initsweep.init.model import model_facts
@@ -33,7 +33,6 @@ from initsweep.init.registry import (
     COMMON_INIT_KEYS,
     get_scheme,
     scheme_params,
-    uses_activation_gain,
     with_defaults,
 )
 
@@ -45,22 +44,23 @@ def _check_positive(key: str, value: float | None) -> None:
         raise ConfigError(f"{key}={value!r} is invalid: must be a finite number > 0")
 
 
-def _scheme_call(scheme: str, params: dict[str, Any], activation: str, key: str) -> dict:
-    """The scheme's keyword arguments, every default filled in and the gain resolved."""
+def _scheme_call(
+    scheme: str, params: dict[str, Any], activation: str, key: str
+) -> tuple[dict, dict]:
+    """The scheme's keyword arguments, every default filled in and the gain resolved, and what
+    the assignment records besides them (``gain_source``: why that gain)."""
     accepted = scheme_params(scheme)
     unknown = set(params) - set(accepted) - set(COMMON_INIT_KEYS)
     if unknown:
         raise ConfigError(
             f"{key}: scheme {scheme!r} takes no parameter {sorted(unknown)}; it takes {sorted(accepted)}"
         )
-    _check_positive(f"{key}.gain", params.get("gain"))
     kwargs = {k: v for k, v in params.items() if k in accepted and v is not None}
-    if "gain" in accepted and "gain" not in kwargs and uses_activation_gain(scheme):
-        nonlinearity = params.get("nonlinearity")
-        kwargs["gain"] = activation_gain(
-            nonlinearity or activation, params.get("negative_slope") or 0.0
-        )
-    return with_defaults(scheme, kwargs)
+    gain = resolve_gain(scheme, params, activation, f"{key}.gain")
+    if gain is None:
+        return with_defaults(scheme, kwargs), {}
+    kwargs["gain"] = gain[0]
+    return with_defaults(scheme, kwargs), {"gain_source": gain[1]}
 
 
 def _draw(p: Tensor, scheme: str, kwargs: dict, scale: float, seed: int, name: str, key: str):
@@ -92,7 +92,7 @@ def initialize(
     _check_positive("init.scale", scale)
     facts = model_facts(model)
     activation = facts.activation
-    kwargs = _scheme_call(scheme, init, activation, "init")
+    kwargs, why = _scheme_call(scheme, init, activation, "init")
     # loaded weights (a pretrained torchvision body) keep their values; only explicit rules touch them
     pretrained = facts.pretrained
     assignment: dict[str, dict[str, Any]] = {name: {"scheme": "pretrained"} for name in pretrained}
@@ -107,7 +107,7 @@ def initialize(
             except ConfigError as e:
                 refused[name] = e
                 continue
-            assignment[name] = {"scheme": scheme, **kwargs, "scale": scale}
+            assignment[name] = {"scheme": scheme, **kwargs, **why, "scale": scale}
 
     # 2. biases
     apply_biases(model, bias, ctx, seed, assignment, facts.output_layer)
@@ -146,7 +146,7 @@ def _apply_rule(model, rule: dict, i: int, activation: str, seed: int, assignmen
     params = dict(rule.get("params") or {})
     scale = params.pop("scale", 1.0)
     _check_positive(f"{key}.params.scale", scale)
-    kwargs = _scheme_call(scheme, params, activation, f"{key}.params")
+    kwargs, why = _scheme_call(scheme, params, activation, f"{key}.params")
     matched = [
         (n, p) for n, p in model.named_parameters() if fnmatch.fnmatchcase(n, rule["pattern"])
     ]
@@ -157,4 +157,4 @@ def _apply_rule(model, rule: dict, i: int, activation: str, seed: int, assignmen
         )
     for name, p in matched:
         _draw(p, scheme, kwargs, scale, seed, name, key)
-        assignment[name] = {"scheme": scheme, **kwargs, "scale": scale, "rule": i}
+        assignment[name] = {"scheme": scheme, **kwargs, **why, "scale": scale, "rule": i}

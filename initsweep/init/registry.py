@@ -3,11 +3,12 @@
 A weight scheme has torch's signature shape: ``name_(tensor, <its parameters>, *, generator=None)``,
 fills ``tensor`` in place and returns it. Its keyword parameters become typed config keys
 (``init.<param>``) through :func:`scheme_schema`, so adding a scheme is one decorated function and
-one ``initsweep/conf/init/<name>.yaml``. Two optional facts ride along with the registration:
+one ``initsweep/conf/init/<name>.yaml``. Facts ride along with the registration:
 
-- ``activation_gain``: with ``init.gain=null`` the apply layer passes the model activation's gain
-  (the fan-scaled families whose papers define one: Glorot, He, Saxe, Xiao). Schemes defined by a
-  fixed distribution (``uniform``, ``normal``, ``sparse``, LeCun, ...) keep their own gain of 1.
+- ``gain_source`` (required of a scheme with a ``gain`` parameter): who defines the gain that
+  ``init.gain=null`` means, the function's default (1 everywhere but He's): a citation such as
+  ``"Glorot & Bengio 2010"``, or a function of the scheme's other parameters returning
+  ``(gain, why)`` (He's rectifier gain). See :mod:`initsweep.init.gain`.
 - ``moments(shape, **params) -> (mean, std)``: the theoretical mean and std of the entries, written
   independently of the sampler; the step-0 diagnostics print it next to the measured std and the
   tests check every scheme against it.
@@ -24,13 +25,14 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Union
 
 from initsweep.choice import Choice, make_choice
 from initsweep.errors import ConfigError
 
 _SCHEMES: dict[str, Callable[..., Any]] = {}  # name -> in-place init function
-_ACTIVATION_GAIN: set[str] = set()  # schemes whose gain defaults to the model activation's
+# name -> who defines its default gain: a citation, or (other params) -> (gain, why)
+_GAIN_SOURCE: dict[str, str | Callable[..., tuple[float, str]]] = {}
 _MOMENTS: dict[str, Callable[..., tuple[float, float]]] = {}  # name -> theoretical (mean, std)
 _FAMILY: dict[str, str | Callable[..., str]] = {}  # name -> shape of the entries' distribution
 _CHOICES: dict[str, type[Choice]] = {}  # enum types of the schemes' Literal parameters, by name
@@ -42,6 +44,10 @@ BIAS_KEYS = {"output": "bias.output", "hidden": "bias.hidden"}  # the config key
 FAMILIES = ("uniform", "normal", "truncated", "orthogonal")
 # keys every weight scheme's config has, whatever its function takes
 COMMON_INIT_KEYS = ("name", "gain", "scale", "rules")
+ACT = "act"  # init.gain=act: the model activation's gain (initsweep.init.gain)
+# the OmegaConf type of init.gain (a typo such as init.gain=acr fails at compose time); int too,
+# because Hydra parses init.gain=2 as an int
+GainSetting = Optional[Union[float, int, Literal["act"]]]  # noqa: UP007, UP045 (OmegaConf)
 
 
 def _register(table: dict, kind: str, fn: Callable, name: str | None) -> str:
@@ -56,7 +62,7 @@ def register_scheme(
     fn: Callable | None = None,
     *,
     name: str | None = None,
-    activation_gain: bool = False,
+    gain_source: str | Callable[..., tuple[float, str]] | None = None,
     moments: Callable[..., tuple[float, float]] | None = None,
     family: str | Callable[..., str] | None = None,
 ):
@@ -67,9 +73,12 @@ def register_scheme(
     """
 
     def deco(f: Callable) -> Callable:
+        has_gain = "gain" in inspect.signature(f).parameters
+        if has_gain != (gain_source is not None):
+            raise ValueError(f"{f.__name__}: a scheme with a gain names its gain_source, no other")
         key = _register(_SCHEMES, "weight scheme", f, name)
-        if activation_gain:
-            _ACTIVATION_GAIN.add(key)
+        if gain_source is not None:
+            _GAIN_SOURCE[key] = gain_source
         if moments is not None:
             _MOMENTS[key] = moments
         if family is not None:
@@ -115,9 +124,9 @@ def get_bias_rule(name: str, kind: str = "output") -> Callable:
     return _BIAS_RULES[kind][name]
 
 
-def uses_activation_gain(name: str) -> bool:
-    """Does ``init.gain=null`` mean the model activation's gain for this scheme?"""
-    return name in _ACTIVATION_GAIN
+def gain_reference(name: str) -> str | Callable[..., tuple[float, str]] | None:
+    """Who defines the scheme's default gain (``gain_source``); None if it takes no gain."""
+    return _GAIN_SOURCE.get(name)
 
 
 def scheme_params(name: str) -> dict[str, inspect.Parameter]:
@@ -190,7 +199,8 @@ def scheme_schema(name: str) -> type:
     """
     fields: list[tuple] = [
         ("name", str, dataclasses.field(default=name)),
-        ("gain", Optional[float], dataclasses.field(default=None)),  # noqa: UP045 (OmegaConf)  # None: the scheme's reference gain
+        # a number, "act" (the model activation's) or None (the reference's): initsweep.init.gain
+        ("gain", GainSetting, dataclasses.field(default=None)),
         ("scale", float, dataclasses.field(default=1.0)),  # multiplies the drawn tensor
         ("rules", list[Any], dataclasses.field(default_factory=list)),  # per-layer overrides
     ]

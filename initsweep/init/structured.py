@@ -18,7 +18,7 @@ def _orthogonal_moments(shape, gain, blocks):
     return 0.0, gain / math.sqrt(max(rows, cols))
 
 
-@register_scheme(activation_gain=True, moments=_orthogonal_moments, family="orthogonal")
+@register_scheme(gain_source="Saxe et al. 2014", moments=_orthogonal_moments, family="orthogonal")
 def orthogonal_(
     tensor: Tensor, gain: float = 1.0, blocks: int = 1, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -29,6 +29,9 @@ def orthogonal_(
     Q ← Q·sign(diag R) so that Q is Haar-distributed (Mezzadri 2007) — exactly
     ``torch.nn.init.orthogonal_``, which we call. Rows ≤ columns: orthonormal rows
     (:math:`W W^T = g^2 I`); else orthonormal columns (:math:`W^T W = g^2 I`).
+
+    Gain 1 by default, as in the paper (deep linear nets) and ``torch.nn.init.orthogonal_`` /
+    Keras ``Orthogonal``; ``init.gain=act`` takes the activation's (torch's recipe for tanh: 5/3).
 
     ``blocks`` splits the rows into equal blocks, each orthogonal on its own: ``blocks=4`` on an
     LSTM's ``weight_hh`` (4H × H, gates i, f, g, o) makes each gate's recurrent matrix orthogonal.
@@ -46,7 +49,10 @@ def orthogonal_(
     return tensor
 
 
-@register_scheme(moments=lambda shape, k, gain: (0.0, gain * math.sqrt(k / fans(shape)[0])))
+@register_scheme(
+    gain_source="Martens 2010",
+    moments=lambda shape, k, gain: (0.0, gain * math.sqrt(k / fans(shape)[0])),
+)
 def sparse_(
     tensor: Tensor, k: int = 15, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -81,7 +87,7 @@ def _identity_moments(shape, gain):
     return gain * p, gain * math.sqrt(p * (1 - p))
 
 
-@register_scheme(moments=_identity_moments)
+@register_scheme(gain_source="Le, Jaitly & Hinton 2015", moments=_identity_moments)
 def identity_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -107,7 +113,7 @@ def _delta_moments(shape, gain):
     return 0.0, gain / math.sqrt(shape[0] * math.prod(shape[2:]))
 
 
-@register_scheme(activation_gain=True, moments=_delta_moments)
+@register_scheme(gain_source="Xiao et al. 2018", moments=_delta_moments)
 def delta_orthogonal_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -115,7 +121,8 @@ def delta_orthogonal_(
 
     `Dynamical isometry and a mean field theory of CNNs` - Xiao, L. et al. (2018), Algorithm 2.
     The gain multiplies Q as in the paper and TF's ``ConvolutionDeltaOrthogonal`` (``q *= gain``),
-    not its square root as the common PyTorch port does. Needs c_in ≤ c_out so that
+    not its square root as the common PyTorch port does; its default, 1, is TF's too. Needs
+    c_in ≤ c_out so that
     :math:`Q^T Q = I` and the convolution preserves norms.
     """
     check_gain(gain)
