@@ -358,3 +358,54 @@ def test_init_gain_takes_a_number_act_or_null_at_compose_time(make_cfg, override
 def test_a_gain_on_a_scheme_without_one_is_refused():
     with pytest.raises(ConfigError, match="init.gain=2.0 is invalid: scheme 'pytorch_default'"):
         _init_mlp(name="pytorch_default", gain=2.0)
+
+
+# --- zero-element tensors: a no-op with PyTorch's warning, for every scheme ----------------------
+
+ZERO_SHAPES = [(0, 5), (5, 0), (0, 0), (4, 0, 3, 3), (4, 4, 0, 3)]
+
+
+def _torch_zero_element_warning(shape) -> str:
+    with pytest.warns(UserWarning) as record:
+        torch.nn.init.kaiming_uniform_(torch.empty(shape))
+    return str(record[0].message)
+
+
+@pytest.mark.parametrize("shape", ZERO_SHAPES)
+@pytest.mark.parametrize("scheme", list_schemes())
+def test_a_zero_element_tensor_is_returned_as_it_is_with_pytorchs_warning(scheme, shape):
+    t = torch.empty(shape)
+    with pytest.warns(UserWarning) as record:
+        out = get_scheme(scheme)(t, **with_defaults(scheme, {}), generator=param_generator(0, "w"))
+    assert out is t and out.shape == shape
+    assert [str(r.message) for r in record] == [_torch_zero_element_warning(shape)]
+    assert theoretical_moments(scheme, shape, {}) is None  # no entries, no moments
+
+
+class _ZeroWidth(torch.nn.Module):
+    """4 inputs -> 0 hidden units -> 1 output: the output is its bias alone."""
+
+    activation, output_layer = "relu", "out"
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.out = torch.nn.Linear(4, 0), torch.nn.Linear(0, 1)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op")
+@pytest.mark.parametrize("scheme", list_schemes())
+def test_every_scheme_and_the_diagnostics_handle_a_zero_width_layer(scheme):
+    from initsweep.diagnostics import layer_report
+
+    model, x = _ZeroWidth(), torch.randn(8, 4)
+    bias = {"hidden": "default", "output": "mean"}
+    ctx = BiasContext("regression", targets=torch.arange(4.0))
+    assignment = initialize(model, {"name": scheme}, bias, ctx, 0, x)
+    assert torch.equal(model(x), torch.full((8, 1), 1.5))  # the mean bias, nothing else
+    rows = layer_report(model, x, torch.zeros(8), "mse", 1.0, assignment)
+    for row in rows:  # statistics of nothing are None (JSON null), not NaN or an exception
+        assert row["weight_std"] is None and row["weight_min"] is None
+        assert row["theory_std"] is None and row["dead_frac"] is None

@@ -21,9 +21,11 @@ so adding either is one decorated function and one ``initsweep/conf/bias/<name>.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import types
 import typing
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal, Optional, Union
 
@@ -76,16 +78,34 @@ def register_scheme(
         has_gain = "gain" in inspect.signature(f).parameters
         if has_gain != (gain_source is not None):
             raise ValueError(f"{f.__name__}: a scheme with a gain names its gain_source, no other")
-        key = _register(_SCHEMES, "weight scheme", f, name)
+        wrapped = _zero_elements_no_op(f)
+        key = _register(_SCHEMES, "weight scheme", wrapped, name)
         if gain_source is not None:
             _GAIN_SOURCE[key] = gain_source
         if moments is not None:
             _MOMENTS[key] = moments
         if family is not None:
             _FAMILY[key] = family
-        return f
+        return wrapped
 
     return deco if fn is None else deco(fn)
+
+
+def _zero_elements_no_op(f: Callable) -> Callable:
+    """``f``, but a tensor with no elements is returned as it is, with PyTorch's warning.
+
+    ``torch.nn.init.kaiming_*_`` do so ("Initializing zero-element tensors is a no-op"); without
+    it a fan of 0 divides by zero (``xavier_*``) or trips a scheme's own checks.
+    """
+
+    @functools.wraps(f)
+    def scheme(tensor, *args, **kwargs):
+        if 0 in tensor.shape:
+            warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+            return tensor
+        return f(tensor, *args, **kwargs)
+
+    return scheme
 
 
 def register_bias_rule(
@@ -143,8 +163,9 @@ def with_defaults(name: str, params: dict[str, Any]) -> dict[str, Any]:
 def theoretical_moments(
     name: str, shape: tuple[int, ...], params: dict[str, Any]
 ) -> tuple[float, float] | None:
-    """The scheme's (mean, std) of the entries for ``shape``; None when it depends on data."""
-    if name not in _MOMENTS:
+    """The scheme's (mean, std) of the entries for ``shape``; None when it depends on data or
+    the shape has no entries."""
+    if name not in _MOMENTS or 0 in shape:
         return None
     return _MOMENTS[name](tuple(shape), **with_defaults(name, params))
 
