@@ -154,7 +154,6 @@ def layer_report(
     rows = []
     for (name, w), g in zip(weights, grads):
         module = name.rpartition(".")[0]
-        wd = w.detach()
         z = preacts.get(module) if name.endswith("weight") else None
         dead, sat = (None, None)
         if z is not None and module != output:
@@ -167,7 +166,7 @@ def layer_report(
                 "shape": list(w.shape),
                 "scheme": entry.get("scheme") if entry else None,
                 "gain_source": entry.get("gain_source") if entry else None,
-                **_moments("weight", wd, extremes=True),
+                **_moments("weight", w.detach(), extremes=True),
                 **_theory(entry, tuple(w.shape)),
                 **_moments("preact", z),
                 "dead_frac": _num(dead),

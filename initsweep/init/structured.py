@@ -122,8 +122,7 @@ def delta_orthogonal_(
     `Dynamical isometry and a mean field theory of CNNs` - Xiao, L. et al. (2018), Algorithm 2.
     The gain multiplies Q as in the paper and TF's ``ConvolutionDeltaOrthogonal`` (``q *= gain``),
     not its square root as the common PyTorch port does; its default, 1, is TF's too. Needs
-    c_in ≤ c_out so that
-    :math:`Q^T Q = I` and the convolution preserves norms.
+    c_in ≤ c_out so that :math:`Q^T Q = I` and the convolution preserves norms.
     """
     check_gain(gain)
     shape = tuple(tensor.shape)
