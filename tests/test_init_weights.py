@@ -244,7 +244,7 @@ def test_every_scheme_is_a_config_option_that_initializes_the_default_model(make
             with pytest.raises(ConfigError, match="needs a conv weight"):
                 build_models(job_spec(cfg), bundle, "cross_entropy")
             continue
-        (model,), (assignment,) = build_models(job_spec(cfg), bundle, "cross_entropy")
+        (model,), (assignment,), _ = build_models(job_spec(cfg), bundle, "cross_entropy")
         assert {a["scheme"] for a in assignment if a["param"].endswith("weight")} == {scheme}
 
 

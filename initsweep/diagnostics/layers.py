@@ -26,8 +26,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from initsweep.init.model import model_facts
-from initsweep.init.registry import scheme_params, theoretical_family, theoretical_moments
+from initsweep.init.model import ModelFacts, model_facts
+from initsweep.init.registry import (
+    context_params,
+    scheme_params,
+    theoretical_family,
+    theoretical_moments,
+)
 from initsweep.train.metrics import loss_fn
 
 HOOKED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -80,13 +85,17 @@ def _moments(prefix: str, t: Tensor | None, extremes: bool = False) -> dict[str,
     return {f"{prefix}_{k}": _num(values[k]) for k in keys}
 
 
-def _activation_stats(z: Tensor, activation: str) -> tuple[float | None, float | None]:
-    """(dead_frac, saturated_frac) of the units fed by pre-activation ``z`` ([N, C, ...]); None
-    for a layer without units."""
+def _activation_stats(
+    z: Tensor, activation: str, unit_dim: int = 1
+) -> tuple[float | None, float | None]:
+    """(dead_frac, saturated_frac) of the units fed by pre-activation ``z``; the units lie along
+    ``unit_dim`` (a conv's channels: 1; a Linear's outputs: -1, also on sequences); None for a
+    layer without units."""
     if z.numel() == 0:
         return None, None
     if activation == "relu":
-        alive = (z > 0).transpose(0, 1).reshape(z.shape[1], -1).any(dim=1)
+        units = z.movedim(unit_dim, 0)
+        alive = (units > 0).reshape(units.shape[0], -1).any(dim=1)
         return 1.0 - float(alive.double().mean()), None
     if activation == "tanh":
         return None, float((z.tanh().abs() > 0.99).double().mean())
@@ -101,7 +110,8 @@ def _theory(entry: dict[str, Any] | None, shape: tuple[int, ...]) -> dict[str, A
     none = {"theory_mean": None, "theory_std": None, "theory_family": None}
     if entry is None or "scheme" not in entry or entry.get("bias"):
         return none
-    params = {k: v for k, v in entry.items() if k in scheme_params(entry["scheme"])}
+    known = set(scheme_params(entry["scheme"])) | context_params(entry["scheme"])
+    params = {k: v for k, v in entry.items() if k in known}
     try:
         moments = theoretical_moments(entry["scheme"], shape, params)
     except (TypeError, ValueError):
@@ -123,10 +133,11 @@ def layer_report(
     loss: str,
     huber_delta: float,
     assignment: list[dict[str, Any]],
+    facts: ModelFacts | None = None,
 ) -> list[dict[str, Any]]:
     """One row per weight of ``model`` (see the module docstring) on the batch ``(x, y)``."""
     by_param = {a["param"]: a for a in assignment}
-    facts = model_facts(model)
+    facts = facts or model_facts(model)
     activation, output = facts.activation, facts.output_layer
     preacts: dict[str, Tensor] = {}
 
@@ -157,7 +168,8 @@ def layer_report(
         z = preacts.get(module) if name.endswith("weight") else None
         dead, sat = (None, None)
         if z is not None and module != output:
-            dead, sat = _activation_stats(z, activation)
+            linear = isinstance(model.get_submodule(module), nn.Linear)
+            dead, sat = _activation_stats(z, activation, -1 if linear else 1)
         entry = by_param.get(name)
         rows.append(
             {

@@ -13,15 +13,15 @@ from torch import nn
 
 from initsweep.data import DataBundle
 from initsweep.diagnostics.layers import layer_report
-from initsweep.init.model import model_facts
+from initsweep.init.model import ModelFacts, model_facts
 from initsweep.train.metrics import loss_fn
 
 DIAG_BATCH = 256  # training samples of the per-layer diagnostics batch (step 0 only)
 
 
-def output_bias(model: nn.Module) -> torch.Tensor:
+def output_bias(model: nn.Module, output_layer: str | None = None) -> torch.Tensor:
     """The output layer's bias (zeros when the layer has none)."""
-    layer = model.get_submodule(model_facts(model).output_layer)
+    layer = model.get_submodule(output_layer or model_facts(model).output_layer)
     if getattr(layer, "bias", None) is None:
         return torch.zeros(layer.weight.shape[0])
     return layer.bias.detach()
@@ -29,10 +29,14 @@ def output_bias(model: nn.Module) -> torch.Tensor:
 
 @torch.no_grad()
 def expected_loss(
-    model: nn.Module, bundle: DataBundle, loss: str, huber_delta: float = 1.0
+    model: nn.Module,
+    bundle: DataBundle,
+    loss: str,
+    huber_delta: float = 1.0,
+    output_layer: str | None = None,
 ) -> float:
     """Loss of predicting the output bias for every training sample."""
-    b = output_bias(model).double().cpu()
+    b = output_bias(model, output_layer).double().cpu()
     y = bundle.y_train.cpu()
     return float(loss_fn(loss, huber_delta)(b.expand(len(y), -1), y))
 
@@ -45,9 +49,17 @@ def diagnostic_batch(bundle: DataBundle, data_seed: int, size: int = DIAG_BATCH)
     return bundle.x_train[idx], bundle.y_train[idx]
 
 
-def step0_report(pop, bundle: DataBundle, cfg, seeds: list[int], assignments: list) -> dict:
+def step0_report(
+    pop,
+    bundle: DataBundle,
+    cfg,
+    seeds: list[int],
+    assignments: list,
+    facts: ModelFacts | None = None,
+) -> dict:
     """``init.json``: per seed, the expected and measured loss at init, the assignment, and the
-    per-layer diagnostics (:func:`~initsweep.diagnostics.layers.layer_report`)."""
+    per-layer diagnostics (:func:`~initsweep.diagnostics.layers.layer_report`). ``facts``: the
+    models' activation and output layer (:func:`~initsweep.init.model_facts`)."""
     from initsweep.train.loop import eval_split
 
     measured = eval_split(pop, bundle.x_train, bundle.y_train, bundle, cfg)
@@ -55,7 +67,8 @@ def step0_report(pop, bundle: DataBundle, cfg, seeds: list[int], assignments: li
     rows = []
     for i, (seed, meas, assignment) in enumerate(zip(seeds, measured, assignments)):
         model = pop.module(i)
-        expected = expected_loss(model, bundle, cfg.loss, cfg.huber_delta)
+        facts = facts or model_facts(model)
+        expected = expected_loss(model, bundle, cfg.loss, cfg.huber_delta, facts.output_layer)
         rows.append(
             {
                 "seed": seed,
@@ -63,7 +76,7 @@ def step0_report(pop, bundle: DataBundle, cfg, seeds: list[int], assignments: li
                 "measured_loss": meas["loss"],
                 "excess": meas["loss"] - expected,  # from random output weights: a diagnostic
                 "assignment": assignment,
-                "layers": layer_report(model, x, y, cfg.loss, cfg.huber_delta, assignment),
+                "layers": layer_report(model, x, y, cfg.loss, cfg.huber_delta, assignment, facts),
             }
         )
     return {"loss": cfg.loss, "task": bundle.task, "seeds": rows}

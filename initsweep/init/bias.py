@@ -208,6 +208,9 @@ def hidden_default(bias: Tensor, ctx: BiasContext) -> Tensor:
 
 # --- applying the rules to a model
 
+# (bias, weight) attribute pairs: a layer's bias, and an attention layer's fused q/k/v bias
+_BIASED_WEIGHTS = (("bias", "weight"), ("in_proj_bias", "in_proj_weight"))
+
 
 @torch.no_grad()
 def apply_biases(
@@ -230,19 +233,21 @@ def apply_biases(
         if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
             found_lstm |= _recurrent_biases(module, module_name, bias, ctx, seed, assignment)
             continue
-        b, w = getattr(module, "bias", None), getattr(module, "weight", None)
-        if not isinstance(b, nn.Parameter) or not isinstance(w, Tensor) or w.dim() < 2:
-            continue
-        name = f"{module_name}.bias"
-        if assignment.get(name, {}).get("scheme") == "pretrained":
-            continue
-        kind, how = ("output", rule) if module_name == output_layer else ("hidden", hidden)
-        rule_ctx = dataclasses.replace(
-            ctx, params=dict(bias), fan_in=math.prod(w.shape[1:]),
-            generator=param_generator(seed, name),
-        )  # fmt: skip
-        b.copy_(get_bias_rule(how, kind)(b, rule_ctx))
-        assignment[name] = {"scheme": how, "bias": kind}
+        for b_name, w_name in _BIASED_WEIGHTS:  # a bias, and the weight whose fan it has
+            b, w = getattr(module, b_name, None), getattr(module, w_name, None)
+            if not isinstance(b, nn.Parameter) or not isinstance(w, Tensor) or w.dim() < 2:
+                continue
+            name = f"{module_name}.{b_name}" if module_name else b_name
+            if assignment.get(name, {}).get("scheme") == "pretrained":
+                continue
+            output = module_name == output_layer and b_name == "bias"
+            kind, how = ("output", rule) if output else ("hidden", hidden)
+            rule_ctx = dataclasses.replace(
+                ctx, params=dict(bias), fan_in=math.prod(w.shape[1:]),
+                generator=param_generator(seed, name),
+            )  # fmt: skip
+            b.copy_(get_bias_rule(how, kind)(b, rule_ctx))
+            assignment[name] = {"scheme": how, "bias": kind}
     if output_layer is not None and rule != "zeros" and f"{output_layer}.bias" not in assignment:
         raise ConfigError(
             f"bias.output={rule!r} needs an output layer with a bias; {output_layer!r} has none"
@@ -269,9 +274,9 @@ def _recurrent_biases(
     is_lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
     forget = bias.get("forget_gate") if is_lstm else None
     for pname, b in module.named_parameters(recurse=False):
-        if not pname.startswith("bias_"):
-            continue
         name = f"{prefix}.{pname}" if prefix else pname
+        if not pname.startswith("bias_") or assignment.get(name, {}).get("scheme") == "pretrained":
+            continue
         part = "ih" if pname.startswith("bias_ih") else "hh"
         rule_ctx = dataclasses.replace(
             ctx, params=dict(bias), fan_in=h, generator=param_generator(seed, name), part=part

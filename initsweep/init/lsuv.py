@@ -65,7 +65,10 @@ def _output_variance(model: nn.Module, layer: nn.Module, x: Tensor) -> float:
     def hook(module, inputs, output):
         out = output.detach()
         if module.bias is not None:  # measure W x: the bias is untouched and not rescaled
-            out = out - module.bias.detach().view(1, -1, *[1] * (out.dim() - 2))
+            b = module.bias.detach()  # a Linear's units are the last dim, a conv's channels dim 1
+            out = out - (
+                b if isinstance(module, nn.Linear) else b.view(-1, *[1] * (out.dim() - 2))
+            )
         captured.append(out)
         raise _Stop
 
@@ -117,6 +120,8 @@ def lsuv_rescale(
     model.eval()
     try:
         order = _execution_order(model, layers, x)
+        for pname in set(layers) - set(order):  # e.g. an attention's out_proj, used as a tensor
+            assignment[pname]["lsuv"] = "pre-init only (the layer never ran as a module)"
         for pname in order:
             layer, opts = layers[pname], targets[pname]
             var = first = _output_variance(model, layer, x)

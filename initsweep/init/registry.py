@@ -1,9 +1,12 @@
 """Registries of weight schemes and bias rules: a scheme is a small pure function plus a name.
 
 A weight scheme has torch's signature shape: ``name_(tensor, <its parameters>, *, generator=None)``,
-fills ``tensor`` in place and returns it. Its keyword parameters become typed config keys
+fills ``tensor`` in place and returns it. Its parameters become typed config keys
 (``init.<param>``) through :func:`scheme_schema`, so adding a scheme is one decorated function and
-one ``initsweep/conf/init/<name>.yaml``. Facts ride along with the registration:
+one ``initsweep/conf/init/<name>.yaml``. Keyword-only parameters after ``*`` (besides the
+generator) are not config keys but facts of the tensor's module the apply layer passes in
+(``groups``, ``hidden_size``: :mod:`initsweep.init.sites`). Facts ride along with
+the registration:
 
 - ``gain_source`` (required of a scheme with a ``gain`` parameter): who defines the gain that
   ``init.gain=null`` means, the function's default (1 everywhere but He's): a citation such as
@@ -150,9 +153,24 @@ def gain_reference(name: str) -> str | Callable[..., tuple[float, str]] | None:
 
 
 def scheme_params(name: str) -> dict[str, inspect.Parameter]:
-    """The scheme's own config parameters: everything but the tensor and the generator."""
+    """The scheme's own config parameters: the ones before ``*`` (not the tensor)."""
     sig = inspect.signature(get_scheme(name))
-    return {p: v for p, v in list(sig.parameters.items())[1:] if p != "generator"}
+    return {
+        p: v
+        for p, v in list(sig.parameters.items())[1:]
+        if v.kind is not inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def context_params(name: str) -> set[str]:
+    """Facts of the parameter's module a scheme asks for: its keyword-only parameters after
+    ``*`` besides ``generator`` (``groups`` of a conv, ``hidden_size`` of an RNN)."""
+    sig = inspect.signature(get_scheme(name))
+    return {
+        p
+        for p, v in sig.parameters.items()
+        if v.kind is inspect.Parameter.KEYWORD_ONLY and p != "generator"
+    }
 
 
 def with_defaults(name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +185,8 @@ def theoretical_moments(
     the shape has no entries."""
     if name not in _MOMENTS or 0 in shape:
         return None
-    return _MOMENTS[name](tuple(shape), **with_defaults(name, params))
+    context = {k: params[k] for k in context_params(name) if k in params}
+    return _MOMENTS[name](tuple(shape), **with_defaults(name, params), **context)
 
 
 def theoretical_family(name: str, params: dict[str, Any]) -> str | None:

@@ -14,13 +14,26 @@ from initsweep.init.registry import register_scheme
 
 def _orthogonal_moments(shape, gain, blocks):
     # a semi-orthogonal r x c block has min(r, c) unit singular values: E[w^2] = g^2 / max(r, c)
-    rows, cols = shape[0] // blocks, math.prod(shape[1:])
+    rows, cols = shape[0] // (blocks or 1), math.prod(shape[1:])
     return 0.0, gain / math.sqrt(max(rows, cols))
+
+
+def _check_blocks(scheme: str, tensor: Tensor, blocks: int) -> None:
+    check_shape(
+        blocks >= 1 and tensor.shape[0] % blocks == 0,
+        scheme,
+        tuple(tensor.shape),
+        f"init.blocks={blocks} must be >= 1 and divide the {tensor.shape[0]} rows",
+    )
 
 
 @register_scheme(gain_source="Saxe et al. 2014", moments=_orthogonal_moments, family="orthogonal")
 def orthogonal_(
-    tensor: Tensor, gain: float = 1.0, blocks: int = 1, *, generator: torch.Generator | None = None
+    tensor: Tensor,
+    gain: float = 1.0,
+    blocks: int | None = None,
+    *,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     r"""Fill with :math:`g \cdot Q`, Q a Haar-random (semi-)orthogonal matrix.
 
@@ -33,16 +46,13 @@ def orthogonal_(
     Gain 1 by default, as in the paper (deep linear nets) and ``torch.nn.init.orthogonal_`` /
     Keras ``Orthogonal``; ``init.gain=act`` takes the activation's (torch's recipe for tanh: 5/3).
 
-    ``blocks`` splits the rows into equal blocks, each orthogonal on its own: ``blocks=4`` on an
-    LSTM's ``weight_hh`` (4H × H, gates i, f, g, o) makes each gate's recurrent matrix orthogonal.
+    ``blocks`` splits the rows into equal blocks, each orthogonal on its own. ``None`` (the
+    default) takes the parameter's own blocks when the init library applies it: each gate of an
+    LSTM/GRU weight (4 or 3), each of q, k, v of an attention projection; 1 elsewhere.
     """
     check_gain(gain)
-    check_shape(
-        blocks >= 1 and tensor.shape[0] % blocks == 0,
-        "orthogonal",
-        tuple(tensor.shape),
-        f"init.blocks={blocks} must be >= 1 and divide the {tensor.shape[0]} rows",
-    )
+    blocks = blocks or 1
+    _check_blocks("orthogonal", tensor, blocks)
     with torch.no_grad():
         for block in tensor.chunk(blocks, 0):  # row blocks of a contiguous tensor are views
             torch.nn.init.orthogonal_(block, gain=gain, generator=generator)
@@ -82,19 +92,30 @@ def sparse_(
         return tensor.copy_(flat.view_as(tensor))
 
 
-def _identity_moments(shape, gain):
-    p = min(shape[0], shape[1]) / math.prod(shape)  # fraction of entries that are 1
+def _identity_moments(shape, gain, blocks, groups=1):
+    rows = shape[0] // (blocks or 1)
+    # ones per block: dirac puts min(out/groups, in) taps in each group, eye min(rows, cols)
+    ones = (blocks or 1) * groups * min(rows // groups, shape[1])
+    p = ones / math.prod(shape)  # fraction of entries that are 1
     return gain * p, gain * math.sqrt(p * (1 - p))
 
 
 @register_scheme(gain_source="Le, Jaitly & Hinton 2015", moments=_identity_moments)
 def identity_(
-    tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
+    tensor: Tensor,
+    gain: float = 1.0,
+    blocks: int | None = None,
+    *,
+    groups: int = 1,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     r"""Fill with :math:`g I`: ``eye_`` for a 2-D weight, ``dirac_`` (centre tap) for a conv.
 
     Rectangular weights get ones on the main diagonal. IRNN: Le, Jaitly & Hinton (2015) use the
     identity for ReLU recurrent weights. Deterministic: every seed gets the same tensor.
+    ``blocks`` as for :func:`orthogonal_` (an identity per gate of a recurrent weight); a
+    grouped or depthwise conv keeps its ``groups`` (``dirac_(w, groups)``: each group's
+    channels map to themselves, so a depthwise identity preserves every channel).
     """
     check_gain(gain)
     check_shape(
@@ -103,42 +124,59 @@ def identity_(
         tuple(tensor.shape),
         "needs a 2-D weight (eye) or a conv weight (out, in, *k) with 1-3 kernel dims (dirac)",
     )
+    blocks = blocks or 1
+    _check_blocks("identity", tensor, blocks)
     with torch.no_grad():
-        init = torch.nn.init.eye_ if tensor.dim() == 2 else torch.nn.init.dirac_
-        return init(tensor).mul_(gain)
+        for block in tensor.chunk(blocks, 0):
+            if block.dim() == 2:
+                torch.nn.init.eye_(block)
+            else:
+                torch.nn.init.dirac_(block, groups=groups)
+        return tensor.mul_(gain)
 
 
-def _delta_moments(shape, gain):
-    # the centre tap holds c_in orthonormal columns of length c_out; E[w^2] = g^2 / (c_out k)
-    return 0.0, gain / math.sqrt(shape[0] * math.prod(shape[2:]))
+def _delta_moments(shape, gain, groups=1):
+    # per group the centre tap holds in/g orthonormal columns: sum of squares g^2 * in per group,
+    # over c_out * in * k entries in all (in = shape[1], the inputs per group)
+    return 0.0, gain * math.sqrt(groups / (shape[0] * math.prod(shape[2:])))
 
 
 @register_scheme(gain_source="Xiao et al. 2018", moments=_delta_moments)
 def delta_orthogonal_(
-    tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
+    tensor: Tensor,
+    gain: float = 1.0,
+    *,
+    groups: int = 1,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     r"""Zeros except the kernel's centre tap, which is :math:`g \cdot Q`, Q a c_out × c_in Haar-orthogonal matrix.
 
     `Dynamical isometry and a mean field theory of CNNs` - Xiao, L. et al. (2018), Algorithm 2.
     The gain multiplies Q as in the paper and TF's ``ConvolutionDeltaOrthogonal`` (``q *= gain``),
-    not its square root as the common PyTorch port does; its default, 1, is TF's too. Needs
-    c_in ≤ c_out so that :math:`Q^T Q = I` and the convolution preserves norms.
+    not its square root as the common PyTorch port does; its default, 1, is TF's too. Needs c_in ≤ c_out so that
+    :math:`Q^T Q = I` and the convolution preserves norms. A grouped conv (weight
+    ``(c_out, c_in/g, *k)``) gets one orthogonal ``c_out/g × c_in/g`` matrix per group, so each
+    group's convolution preserves norms (a depthwise conv: ±g per channel).
     """
     check_gain(gain)
     shape = tuple(tensor.shape)
     check_shape(
         3 <= tensor.dim() <= 5, "delta_orthogonal", shape, "needs a conv weight (out, in, *k)"
     )
+    per_group = shape[0] // groups
     check_shape(
-        shape[0] >= shape[1],
+        shape[0] % groups == 0 and per_group >= shape[1],
         "delta_orthogonal",
         shape,
-        f"needs out channels >= in channels, got out={shape[0]} < in={shape[1]}",
+        f"needs out channels per group >= in channels per group, got out={per_group} < "
+        f"in={shape[1]} (groups={groups})",
     )
-    q = torch.empty(shape[0], shape[1], dtype=tensor.dtype)
-    torch.nn.init.orthogonal_(q, gain=gain, generator=generator)
     centre = tuple(k // 2 for k in shape[2:])
     with torch.no_grad():
         tensor.zero_()
-        tensor[(slice(None), slice(None), *centre)] = q.to(tensor.device)
+        for g in range(groups):
+            q = torch.empty(per_group, shape[1], dtype=tensor.dtype)
+            torch.nn.init.orthogonal_(q, gain=gain, generator=generator)
+            rows = slice(g * per_group, (g + 1) * per_group)
+            tensor[(rows, slice(None), *centre)] = q.to(tensor.device)
     return tensor

@@ -143,15 +143,31 @@ def normal_scaled_(
         return tensor.normal_(0.0, gain / math.sqrt(fans(tensor)[0]), generator=generator)
 
 
-@register_scheme(moments=lambda shape: (0.0, 1 / math.sqrt(3 * fans(shape)[0])), family="uniform")
-def pytorch_default_(tensor: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-    r"""What ``nn.Linear/Conv.reset_parameters`` does: :math:`\mathcal{U}(-1/\sqrt{n_{in}}, 1/\sqrt{n_{in}})`.
+def _pytorch_default_bound(shape, hidden_size: int | None) -> float:
+    fan = hidden_size if hidden_size is not None else fans(shape)[0]
+    return 1.0 / math.sqrt(fan) if fan > 0 else 0.0
 
-    PyTorch writes it as ``kaiming_uniform_(w, a=sqrt(5))``: gain √(1/3), variance 1/(3·fan_in).
-    This is *not* He init: in a ReLU net the signal's second moment shrinks by 1/6 per layer.
-    Its default bias is the same uniform: ``bias=pytorch_default`` (hidden and output).
+
+@register_scheme(
+    moments=lambda shape, hidden_size=None: (
+        0.0,
+        _pytorch_default_bound(shape, hidden_size) / math.sqrt(3),
+    ),
+    family="uniform",
+)
+def pytorch_default_(
+    tensor: Tensor, *, hidden_size: int | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    r"""What PyTorch's ``reset_parameters`` does: :math:`\mathcal{U}(-1/\sqrt{n_{in}}, 1/\sqrt{n_{in}})`.
+
+    ``nn.Linear/Conv`` write it as ``kaiming_uniform_(w, a=sqrt(5))``: gain √(1/3), variance
+    1/(3·fan_in). This is *not* He init: in a ReLU net the signal's second moment shrinks by
+    1/6 per layer. ``nn.RNN/LSTM/GRU`` draw every weight from :math:`\mathcal{U}(\pm
+    1/\sqrt{H})` with H the hidden size, whatever the weight's fan (``torch/nn/modules/rnn.py``):
+    the init library passes ``hidden_size`` for their weights. Its default bias is the same
+    uniform: ``bias=pytorch_default`` (hidden and output).
     """
-    bound = 1.0 / math.sqrt(fans(tensor)[0])
+    bound = _pytorch_default_bound(tuple(tensor.shape), hidden_size)
     with torch.no_grad():
         return tensor.uniform_(-bound, bound, generator=generator)
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
 import torch
+from torch import Tensor, nn
 
 from initsweep.config import TARGETS
 from initsweep.data import DataBundle
 from initsweep.data.checks import check_bundle
-from initsweep.errors import ConfigError
+from initsweep.errors import ConfigError, first_line
 from initsweep.files import unwritable
-from initsweep.init import BiasContext, initialize, param_generator
+from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, param_generator
 from initsweep.job.spec import JobSpec
 from initsweep.track import FilesTracker, Trackers
 from initsweep.track.histograms import Histogrammer
@@ -80,9 +84,48 @@ def build_data(spec: JobSpec) -> tuple[DataBundle, str]:
     return bundle, resolve_loss(bundle.task, spec.trainer.loss)
 
 
-def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, list]:
-    """One initialised model per seed (drawn on the CPU) and each one's init assignment."""
-    make_model = build(spec.model)
+# keys of a model's yaml that tell initsweep about the model (see initsweep.init.InitModel);
+# the model's class gets them too only if its constructor takes them
+DECLARED_KEYS = ("output_layer", "activation")
+# what the job offers every model's constructor: the data's input shape and the output units
+SIZE_KEYS = ("input_shape", "out_features")
+
+
+def model_factory(node: dict) -> tuple[Callable[..., nn.Module], dict]:
+    """The model's constructor (a partial of its ``_target_``) and what its yaml declares."""
+    made = build(node)
+    if not isinstance(made, functools.partial):
+        raise ConfigError(
+            f"model._target_={node.get('_target_')!r}: the model yaml needs `_partial_: true` "
+            "(the job builds one model per seed)"
+        )
+    kw = dict(made.keywords)
+    declared = {k: kw[k] for k in DECLARED_KEYS if k in kw}
+    takes = _accepted(made.func)
+    kw = {k: v for k, v in kw.items() if k not in DECLARED_KEYS or takes(k)}
+    return functools.partial(made.func, *made.args, **kw), declared
+
+
+def _accepted(fn) -> Callable[[str], bool]:
+    """Does ``fn`` take a keyword argument of this name (any name, with ``**kwargs``)?"""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: offer it everything
+        return lambda name: True
+    names = {p.name for p in params}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return lambda name: True
+    return names.__contains__
+
+
+def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, list, ModelFacts]:
+    """One initialised model per seed (drawn on the CPU), each one's init assignment, and what
+    the models are (activation, output layer: declared in the yaml, or found on the first)."""
+    make_model, declared = model_factory(spec.model)
+    units = output_units(bundle.num_outputs, loss)
+    takes = _accepted(make_model.func)
+    sizes = dict(zip(SIZE_KEYS, (bundle.input_shape, units)))
+    sizes = {k: v for k, v in sizes.items() if takes(k) and k not in make_model.keywords}
     ctx = BiasContext(
         bundle.task,
         bundle.class_prior,
@@ -90,14 +133,39 @@ def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, li
         loss,
         huber_delta=spec.trainer.huber_delta,
     )
-    models, assignments = [], []
+    sample = bundle.x_train[:2].to("cpu")
+    models, assignments, facts = [], [], None
     for seed in spec.seeds:
-        units = output_units(bundle.num_outputs, loss)
-        model = make_model(input_shape=bundle.input_shape, out_features=units)
+        model = make_model(**sizes)
+        if facts is None:
+            check_outputs(model, sample, units, bundle.task, loss)
+            facts = model_facts(model, declared, sample)
         # x_train: data-dependent schemes (LSUV) calibrate on a batch of it
-        assignments.append(initialize(model, spec.init, spec.bias, ctx, seed, bundle.x_train))
+        assignments.append(
+            initialize(model, spec.init, spec.bias, ctx, seed, bundle.x_train, facts=facts)
+        )
         models.append(model)
-    return models, assignments
+    return models, assignments, facts
+
+
+@torch.no_grad()
+def check_outputs(model: nn.Module, sample: Tensor, units: int, task: str, loss: str) -> None:
+    """The model maps ``[N, *input_shape]`` to ``[N, units]``; else one line saying what to set."""
+    try:
+        out = model.eval()(sample)
+    except Exception as e:  # the user's forward: say what it was given
+        raise ConfigError(
+            f"model: {type(model).__name__} failed on a batch of shape {list(sample.shape)} "
+            f"({type(e).__name__}: {first_line(e)}); check the model's input sizes"
+        ) from None
+    finally:
+        model.train()
+    if not isinstance(out, Tensor) or out.shape != (len(sample), units):
+        got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ConfigError(
+            f"model: {type(model).__name__} returns {got} for {len(sample)} inputs; a {task} "
+            f"task with loss {loss} needs [N, {units}] (set the model's output size)"
+        )
 
 
 def build_population(

@@ -43,7 +43,7 @@ def run_job(spec: JobSpec) -> float:
 
     # --- data, models, init
     bundle, loss = build_data(spec)
-    models, assignments = build_models(spec, bundle, loss)
+    models, assignments, facts = build_models(spec, bundle, loss)
     bundle = bundle.to(device)
     pop = build_population(spec, models, loss, device)
     loop_cfg = loop_config(spec, loss)
@@ -58,7 +58,8 @@ def run_job(spec: JobSpec) -> float:
     tracker, status = make_trackers(spec, bundle), "failed"
     try:  # every tracker finishes (W&B runs close), also when the job fails
         if start_epoch == 1:
-            tracker.log_init(step0_report(pop, bundle, loop_cfg, list(spec.seeds), assignments))
+            report = step0_report(pop, bundle, loop_cfg, list(spec.seeds), assignments, facts)
+            tracker.log_init(report)
 
         # --- train; a search trial reports each epoch to its study and may be pruned
         hooks, pruned = [Checkpoint(out, spec.config), *trial_hooks(spec.trial, objective)], None
@@ -93,10 +94,11 @@ def probe_job(spec: JobSpec) -> float:
     nothing; return the mean excess of the loss at init over its expected value."""
     device = resolve_device(spec.trainer.device)
     bundle, loss = build_data(spec)
-    models, assignments = build_models(spec, bundle, loss)
+    models, assignments, facts = build_models(spec, bundle, loss)
     bundle = bundle.to(device)
     pop = build_population(spec, models, loss, device, strategy="sequential")  # plain modules
-    report = step0_report(pop, bundle, loop_config(spec, loss), list(spec.seeds), assignments)
+    cfg = loop_config(spec, loss)
+    report = step0_report(pop, bundle, cfg, list(spec.seeds), assignments, facts)
     spec.output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(spec.output_dir / INIT, report)  # the file a training job writes at step 0
     print(format_layers(report))
