@@ -6,6 +6,7 @@ Only argument handling lives here: Hydra composes the config, the job layer
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -60,6 +61,13 @@ def _terminate(signum: int, frame) -> None:
     raise KeyboardInterrupt(signum)
 
 
+def _import_from_here() -> None:
+    """Your project's modules import from the directory you run in, as under ``python -m``
+    (a console script's ``sys.path`` starts at its own ``bin/`` instead)."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="train", execution_whitelist=HYDRA_TARGETS)
 def _train(cfg: DictConfig) -> float:
     return _run_or_exit(cfg)
@@ -71,6 +79,7 @@ def train() -> None:
     # handle it themselves (submitit requeues on its own signals) keep their handler.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
+    _import_from_here()
     _train()
 
 
@@ -81,6 +90,7 @@ def _probe(cfg: DictConfig) -> float:
 
 def probe() -> None:
     """``initsweep-probe``: build and initialise the models, print step-0 diagnostics, no training."""
+    _import_from_here()
     _probe()
 
 

@@ -218,6 +218,11 @@ def test_every_dataset_yaml_builds_a_bundle(make_cfg, tmp_path, monkeypatch, nam
         x = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
         np.savez(tmp_path / "own.npz", x=x, y=np.arange(50) % 3)
         cfg = make_cfg(*overrides, f"dataset.path={tmp_path / 'own.npz'}")
+    if "train" in cfg.dataset.keys():  # your own Dataset class: torchvision's FakeData as one
+        fake = "dataset.train._target_=torchvision.datasets.FakeData"
+        sizes = ["+dataset.train.size=20", "+dataset.train.image_size=[1,4,4]"]
+        tensor = "+dataset.train.transform._target_=torchvision.transforms.ToTensor"
+        cfg = make_cfg(*overrides, fake, *sizes, tensor)
     b = build(cfg.dataset)
     assert b.task in TASKS and len(b.x_train) > 0 and len(b.x_val) > 0
     assert b.y_train.shape == (len(b.x_train),) and torch.isfinite(b.x_train).all()

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from initsweep.data.stream import Samples
 
 TASKS = ("multiclass", "binary", "regression")
 
 
 @dataclass
 class DataBundle:
-    """Train/val tensors and task facts. Targets: class indices (multiclass), 0/1 floats
-    (binary) or floats (regression), all of shape ``[N]``."""
+    """Train/val inputs and targets, and task facts. Targets: class indices (multiclass), 0/1
+    floats (binary) or floats (regression), all of shape ``[N]``, always in memory. Inputs are
+    one tensor ``[N, ...]``, or :class:`~initsweep.data.stream.Samples` read batch by batch
+    when the data does not fit in memory."""
 
     name: str
     task: str
-    x_train: Tensor
+    x_train: Tensor | Samples
     y_train: Tensor
-    x_val: Tensor
+    x_val: Tensor | Samples
     y_val: Tensor
     num_classes: int | None = None  # multiclass only
     class_names: list[str] | None = None  # for reports; binary: [negative, positive]
@@ -63,9 +69,19 @@ class DataBundle:
             "std": float(y.std(correction=0)),
         }
 
+    @property
+    def streamed(self) -> bool:
+        """Are the inputs read batch by batch (not one tensor in memory)?"""
+        return not isinstance(self.x_train, Tensor)
+
     def to(self, device: torch.device | str) -> DataBundle:
-        """The same bundle with every tensor on ``device`` (in-memory data lives on the device)."""
-        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val")}
+        """The same bundle with every tensor on ``device`` (in-memory data lives on the device;
+        streamed inputs stay where they are read from, their batches move)."""
+        fields = ("x_train", "y_train", "x_val", "y_val")
+        moved = {
+            k: v.to(device) if isinstance(v, Tensor) else v
+            for k, v in ((k, getattr(self, k)) for k in fields)
+        }
         return DataBundle(
             self.name,
             self.task,

@@ -17,7 +17,10 @@ def _first_bad(t: Tensor) -> int | None:
 def check_bundle(bundle: DataBundle, batch_size: int) -> None:
     """Finite features and targets, a target that varies, at least one full batch of training."""
     for split in ("x_train", "y_train", "x_val", "y_val"):
-        i = _first_bad(getattr(bundle, split))
+        data = getattr(bundle, split)
+        if not isinstance(data, Tensor):  # streamed inputs are not read up front
+            continue
+        i = _first_bad(data)
         if i is not None:
             raise ConfigError(
                 f"dataset {bundle.name}: {split} holds NaN or inf (first at sample {i}); "

@@ -13,6 +13,8 @@ from torch import nn
 
 from initsweep.data import DataBundle
 from initsweep.diagnostics.layers import layer_report
+from initsweep.errors import ConfigError
+from initsweep.init.bias import best_constant_losses, huber_optimum
 from initsweep.init.model import ModelFacts, model_facts
 from initsweep.train.metrics import loss_fn
 
@@ -21,7 +23,13 @@ DIAG_BATCH = 256  # training samples of the per-layer diagnostics batch (step 0 
 
 def output_bias(model: nn.Module, output_layer: str | None = None) -> torch.Tensor:
     """The output layer's bias (zeros when the layer has none)."""
-    layer = model.get_submodule(output_layer or model_facts(model).output_layer)
+    output_layer = output_layer or model_facts(model).output_layer
+    if output_layer is None:
+        raise ConfigError(
+            f"the loss at init needs the output layer of {type(model).__name__}: declare it "
+            "(model.output_layer; output_layer= in Python) or give a batch of inputs to find it"
+        )
+    layer = model.get_submodule(output_layer)
     if getattr(layer, "bias", None) is None:
         return torch.zeros(layer.weight.shape[0])
     return layer.bias.detach()
@@ -45,8 +53,8 @@ def diagnostic_batch(bundle: DataBundle, data_seed: int, size: int = DIAG_BATCH)
     """The fixed training batch the per-layer diagnostics use: the same for every seed."""
     n = len(bundle.x_train)
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(data_seed))[: min(size, n)]
-    idx = idx.to(bundle.x_train.device)
-    return bundle.x_train[idx], bundle.y_train[idx]
+    device = bundle.y_train.device
+    return bundle.x_train[idx.to(bundle.x_train.device)].to(device), bundle.y_train[idx.to(device)]
 
 
 def step0_report(
@@ -79,4 +87,23 @@ def step0_report(
                 "layers": layer_report(model, x, y, cfg.loss, cfg.huber_delta, assignment, facts),
             }
         )
-    return {"loss": cfg.loss, "task": bundle.task, "seeds": rows}
+    report = {"loss": cfg.loss, "task": bundle.task, "seeds": rows}
+    if bundle.task == "regression":
+        report["targets"] = target_summary(bundle.y_train, cfg.huber_delta)
+    return report
+
+
+def target_summary(y: torch.Tensor, huber_delta: float) -> dict[str, float]:
+    """The training targets' best constants and the loss at init each one gives (the numbers
+    the regression bias rules aim at: Var(y), mean |y - median|, Huber at its optimum)."""
+    y = y.double().cpu()
+    losses = best_constant_losses(y, huber_delta)
+    return {
+        "mean": float(y.mean()),
+        "median": float(y.median()),
+        "huber_optimum": huber_optimum(y, huber_delta),
+        "huber_delta": huber_delta,
+        "var": losses["mse"],
+        "mean_abs_dev": losses["mae"],
+        "huber_at_optimum": losses["huber"],
+    }

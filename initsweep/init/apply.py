@@ -192,9 +192,9 @@ def _apply_rule(params, where, rule: dict, i: int, activation: str, seed: int, a
         and (module is None or module in site.module_types)
     ]
     if not matched:
-        what = ", ".join(f"{k}={rule[k]!r}" for k in ("pattern", "module") if k in rule)
+        what = " and ".join(f"{key}.{k}={rule[k]!r}" for k in ("pattern", "module") if k in rule)
         names = ", ".join(f"{n} ({type(s.module).__name__})" for n, s in where.items())
-        raise ConfigError(f"{key}: {what} matches no parameter; parameters: {names}")
+        raise ConfigError(f"{what} matches no parameter; parameters: {names}")
     for name in matched:
         used = _draw(params[name], where[name], scheme, kwargs, scale, seed, key)
         assignment[name] = {"scheme": scheme, **used, **why, "scale": scale, "rule": i}

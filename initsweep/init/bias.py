@@ -170,6 +170,22 @@ def gaussian(bias: Tensor, ctx: BiasContext) -> Tensor:
     return torch.tensor([float(y.mean()), math.log(var)], dtype=bias.dtype)
 
 
+def best_constant_losses(y: Tensor, huber_delta: float = 1.0) -> dict[str, float]:
+    """What each regression rule's bias makes the loss at init (output weights 0): the loss of
+    the best constant under MSE (Var(y), ddof 0, at the mean), MAE (mean |y - median(y)|, at
+    the median) and Huber_δ (at :func:`huber_optimum`)."""
+    y = y.double().reshape(-1)
+    r = y - huber_optimum(y, huber_delta)
+    huber = torch.where(
+        r.abs() <= huber_delta, 0.5 * r**2, huber_delta * (r.abs() - 0.5 * huber_delta)
+    )
+    return {
+        "mse": float(y.var(correction=0)),
+        "mae": float((y - y.median()).abs().mean()),
+        "huber": float(huber.mean()),
+    }
+
+
 def entropy(p: Tensor) -> float:
     """Shannon entropy in nats of a probability vector (the loss at init of the prior bias)."""
     p = p.double()
@@ -228,6 +244,11 @@ def apply_biases(
     get_bias_rule(hidden, "hidden")
     rule = bias.get("output", "zeros")
     get_bias_rule(rule, "output")
+    if rule != "zeros" and output_layer is None:
+        raise ConfigError(
+            f"bias.output={rule!r} needs the model's output layer: declare it "
+            "(model.output_layer; output_layer= in Python) or give a batch of inputs to find it"
+        )
     found_lstm = False
     for module_name, module in model.named_modules():
         if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):

@@ -169,9 +169,15 @@ def check_outputs(model: nn.Module, sample: Tensor, units: int, task: str, loss:
 
 
 def build_population(
-    spec: JobSpec, models: list, loss: str, device: torch.device, strategy: str | None = None
+    spec: JobSpec,
+    models: list,
+    loss: str,
+    device: torch.device,
+    strategy: str | None = None,
+    sample: Tensor | None = None,
 ) -> Population:
-    """The seeds' copies on ``device``: one stacked population where the model allows it."""
+    """The seeds' copies on ``device``: one stacked population where the model allows it
+    (``sample``, a couple of inputs on ``device``, tries a stacked forward)."""
     t = spec.trainer
     return make_population(
         [m.to(device) for m in models],
@@ -181,6 +187,7 @@ def build_population(
         strategy=str(strategy or t.strategy),
         amp=t.amp,
         compile=t.compile,
+        sample=sample,
     )
 
 
@@ -201,7 +208,9 @@ def loop_config(spec: JobSpec, loss: str) -> LoopConfig:
 def make_trackers(spec: JobSpec, bundle: DataBundle) -> Trackers:
     """The files tracker always; one W&B run per seed too with ``tracker=wandb``."""
     t, seeds, out = spec.tracker, list(spec.seeds), spec.output_dir
-    hist = Histogrammer(t.histogram_every, bundle.x_train[: t.probe_size])
+    hist = Histogrammer(
+        t.histogram_every, bundle.x_train[: t.probe_size].to(bundle.y_train.device)
+    )
     trackers = [FilesTracker(out, seeds, hist)]
     if t.name == "wandb":
         trackers.append(

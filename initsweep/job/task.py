@@ -45,7 +45,7 @@ def run_job(spec: JobSpec) -> float:
     bundle, loss = build_data(spec)
     models, assignments, facts = build_models(spec, bundle, loss)
     bundle = bundle.to(device)
-    pop = build_population(spec, models, loss, device)
+    pop = build_population(spec, models, loss, device, sample=bundle.x_train[:2].to(device))
     loop_cfg = loop_config(spec, loss)
     # a killed or requeued job continues from its last epoch (checkpoint.pt), else starts fresh
     copies = [CopyState(s) for s in spec.seeds]

@@ -14,8 +14,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from initsweep.render import render_table
 from initsweep.report.aggregate import init_losses
-from initsweep.report.jobs import Study
+from initsweep.report.jobs import Job, Study
 from initsweep.report.section import (
     Options,
     Section,
@@ -63,4 +64,37 @@ def section(study: Study, out: Path, options: Options) -> Section | None:
         "Loss at step 0, before any update: one point per seed; the black bar is the loss the "
         "output bias alone would give. Points above the bar: random output weights add loss."
     )
-    return Section("Loss at init", figure_html(path, out, caption), [path])
+    body, text = figure_html(path, out, caption), ""
+    rows = regression_rows(jobs)
+    if rows:  # regression: each arm's measured loss against the targets' best constants
+        header = ["job", "loss", "bias", "measured", "expected", "Var(y)", "mean|y-median|",
+                  "Huber at b*"]  # fmt: skip
+        text = render_table(header, rows, align="lll" + "r" * 5)
+        body += render_table(header, rows, "html") + (
+            '<p class="note">Var(y) is the MSE of predicting the mean, mean |y − median| the '
+            "MAE of predicting the median, Huber at b* the Huber loss of its optimum b*: the "
+            "loss at init of the mean, median and huber bias rules under their own loss, with "
+            "the output weights at 0.</p>"
+        )
+        text = "Loss at init against the targets' best constants\n" + text
+    return Section("Loss at init", body, [path], text=text)
+
+
+def regression_rows(jobs: list[Job]) -> list[list[str]]:
+    """One row per regression job: its loss and bias rule, measured and expected loss at init,
+    and the three best-constant losses of its targets (``init.json`` ``targets``)."""
+    rows = []
+    for job in jobs:
+        targets = (job.init or {}).get("targets")
+        if not targets:
+            continue
+        expected, measured = init_losses(job)
+        m = np.mean(measured) if measured else float("nan")
+        s = np.std(measured, ddof=1) if len(measured) > 1 else 0.0
+        bias = ((job.config or {}).get("bias") or {}).get("output", "")
+        rows.append(
+            [job.label, str(job.init.get("loss", "")), str(bias), f"{m:.4g} ± {s:.2g}",
+             f"{np.mean(expected):.4g}" if expected else "—", f"{targets['var']:.4g}",
+             f"{targets['mean_abs_dev']:.4g}", f"{targets['huber_at_optimum']:.4g}"]
+        )  # fmt: skip
+    return rows

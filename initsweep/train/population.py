@@ -15,9 +15,10 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from initsweep.errors import invalid
+from initsweep.errors import first_line, invalid
 from initsweep.train.checkpoint import check_state_fits
 from initsweep.train.dropout import global_rng_as
+from initsweep.train.functional import VmapStack
 from initsweep.train.optim import build_optimizer
 from initsweep.train.stacked import mlp_unsupported
 from initsweep.train.vectorized import VectorizedPopulation
@@ -169,7 +170,9 @@ class SequentialPopulation:
         self.active = list(state["active"])
 
 
-def vectorize_unsupported(model: nn.Module, device: torch.device, explicit: bool) -> str | None:
+def vectorize_unsupported(
+    model: nn.Module, device: torch.device, explicit: bool, sample: Tensor | None = None
+) -> str | None:
     """Why the copies of ``model`` are not trained as one stack (``None``: they are).
 
     The MLP family has a hand-written stack. Any other model without buffers can go through
@@ -182,9 +185,20 @@ def vectorize_unsupported(model: nn.Module, device: torch.device, explicit: bool
     rnn = next((m for m in model.modules() if isinstance(m, nn.RNNBase)), None)
     if rnn is not None:  # torch.func.vmap has no batching rule for aten::lstm/gru/rnn
         return f"{type(model).__name__} holds an nn.{type(rnn).__name__}, which vmap cannot batch"
-    if mlp_unsupported(model) is None or explicit or device.type == "cuda":
+    if mlp_unsupported(model) is None:
         return None
-    return f"on a CPU, {type(model).__name__} copies train faster one at a time than batched"
+    if not explicit and device.type != "cuda":
+        return f"on a CPU, {type(model).__name__} copies train faster one at a time than batched"
+    return None if sample is None else _vmap_problem(model, sample)
+
+
+def _vmap_problem(model: nn.Module, sample: Tensor) -> str | None:
+    """Why ``torch.func.vmap`` cannot batch copies of ``model`` (a trial forward), or None."""
+    try:
+        VmapStack([model, model]).forward(sample[:2])
+    except Exception as e:  # vmap has no batching rule for some op of the model
+        return f"vmap cannot batch {type(model).__name__} ({type(e).__name__}: {first_line(e)})"
+    return None
 
 
 def make_population(
@@ -196,12 +210,15 @@ def make_population(
     *,
     amp: bool = False,
     compile: bool = False,
+    sample: Tensor | None = None,
 ):
     """The population for ``trainer.strategy``: ``auto`` stacks what it can and falls back to
-    sequential with one logged reason; ``vectorized`` refuses a model it cannot stack."""
+    sequential with one logged reason; ``vectorized`` refuses a model it cannot stack.
+    ``sample``: a couple of inputs for a trial forward of a model ``vmap`` would batch."""
     if strategy != "sequential":
         device = next(models[0].parameters()).device
-        reason = vectorize_unsupported(models[0], device, explicit=strategy == "vectorized")
+        explicit = strategy == "vectorized"
+        reason = vectorize_unsupported(models[0], device, explicit, sample)
         if reason is None:
             return VectorizedPopulation(
                 models, make_optimizer, loss, dropout_seeds, amp=amp, compile=compile

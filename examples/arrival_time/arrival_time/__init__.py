@@ -1,0 +1,1 @@
+"""A researcher's own project: an arrival-time regressor, studied with initsweep."""
