@@ -11,6 +11,7 @@ from scipy.optimize import minimize_scalar
 
 from initsweep.data import DataBundle, embedded
 from initsweep.diagnostics import expected_loss
+from initsweep.diagnostics.loss_at_init import target_summary
 from initsweep.errors import ConfigError
 from initsweep.init import initialize, list_bias_rules
 from initsweep.init.bias import BiasContext, binary_entropy, entropy, huber_optimum
@@ -93,6 +94,7 @@ def test_median_rule_is_the_conventional_median_on_diabetes():
     initialize(model, {"name": "xavier_uniform", "rules": ZERO_OUT}, {"output": "median"}, ctx, 0)
     assert model.out.bias.item() == 139.5 == float(np.median(y.numpy()))
     assert bundle.target_stats["median"] == 139.5
+    assert target_summary(bundle.y_train, 1.0)["median"] == 139.5  # init.json's "targets"
 
 
 def test_constant_rule_predicts_the_constant():
