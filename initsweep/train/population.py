@@ -19,7 +19,7 @@ from initsweep.errors import first_line, invalid
 from initsweep.train.checkpoint import check_state_fits
 from initsweep.train.dropout import global_rng_as
 from initsweep.train.functional import VmapStack
-from initsweep.train.optim import build_optimizer
+from initsweep.train.optim import build_optimizer, per_copy
 from initsweep.train.stacked import mlp_unsupported
 from initsweep.train.vectorized import VectorizedPopulation
 
@@ -70,7 +70,8 @@ class Population(Protocol):
 
 
 class SequentialPopulation:
-    """The copies as plain ``nn.Module``s with one optimizer each."""
+    """The copies as plain ``nn.Module``s with one optimizer each (``make_optimizer``: one
+    partial for all, or one per copy)."""
 
     strategy = "sequential"
 
@@ -82,7 +83,10 @@ class SequentialPopulation:
         dropout_seeds: list[int],
     ) -> None:
         self.models = models
-        self.optimizers = [build_optimizer(make_optimizer, m.parameters()) for m in models]
+        self.optimizers = [
+            build_optimizer(make, m.parameters())
+            for make, m in zip(per_copy(make_optimizer, len(models)), models)
+        ]
         self.loss = loss
         self.active = [True] * len(models)
         # each copy draws its dropout masks from its own stream, saved between steps
@@ -203,7 +207,7 @@ def _vmap_problem(model: nn.Module, sample: Tensor) -> str | None:
 
 def make_population(
     models: list[nn.Module],
-    make_optimizer: Callable[..., torch.optim.Optimizer],
+    make_optimizer: Callable[..., torch.optim.Optimizer] | list,
     loss: Callable[[Tensor, Tensor], Tensor],
     dropout_seeds: list[int],
     strategy: str = "auto",
