@@ -1,6 +1,7 @@
 """The population launcher: Hydra hands it a batch of jobs (a multirun, or ``n_jobs`` trials of
 the Optuna sweeper); it groups them by :func:`initsweep.job.group.stack_key` and trains each
-group as one population, in this process.
+group as one population: in this process, or (given Hydra's submitit launcher's settings, the
+``population_slurm`` preset) each group as one SLURM job, so 60 small jobs are a few tasks.
 
 Each job still goes through Hydra's own ``run_job`` (its output dir, ``.hydra/`` files and
 callbacks) to have its config read into a :class:`~initsweep.job.JobSpec`; then the groups
@@ -43,9 +44,30 @@ def _spec(cfg: DictConfig):
     return job_spec(cfg)
 
 
+class GroupTask:
+    """What a SLURM task of the population launcher runs: group ``hydra.job.num`` of its batch.
+
+    It travels to the node inside submitit's own job pickle (the channel Hydra's submitit
+    launcher uses for every job), never through a config value.
+    """
+
+    def __init__(self, groups: list[list]) -> None:
+        self.groups = groups
+
+    def __call__(self, cfg: DictConfig) -> list:
+        from hydra.core.hydra_config import HydraConfig
+
+        from initsweep.job.group import run_group
+
+        return run_group(self.groups[HydraConfig.get().job.num])
+
+
 class PopulationLauncher(Launcher):
-    def __init__(self, max_copies: int | None = None) -> None:
-        self.max_copies = max_copies
+    """``max_copies`` caps a group's copies; ``submitit`` (the settings of Hydra's submitit
+    SLURM launcher, as the ``population_slurm`` preset gives them) runs each group as a task."""
+
+    def __init__(self, max_copies: int | None = None, **submitit) -> None:
+        self.max_copies, self.submitit = max_copies, submitit
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
 
@@ -90,11 +112,36 @@ class PopulationLauncher(Launcher):
         self._configure_log()
         ready = [r for r in returns if r.status == JobStatus.COMPLETED]
         specs = [r.return_value for r in ready]
-        for group in group_jobs(specs, self.max_copies):
-            for i, value in zip(group, run_group([specs[i] for i in group])):
+        groups = group_jobs(specs, self.max_copies)
+        results = (
+            self._on_slurm(groups, specs, returns)
+            if self.submitit
+            else [run_group([specs[i] for i in g]) for g in groups]
+        )
+        for group, values in zip(groups, results):
+            for i, value in zip(group, values):
                 ret = ready[i]
                 if isinstance(value, BaseException):
                     ret.return_value, ret.status = value, JobStatus.FAILED
                 else:
                     ret.return_value = value
         return returns
+
+    def _on_slurm(self, groups, specs, returns) -> list[list]:
+        """Each group as one task of a SLURM array (Hydra's submitit launcher); its Hydra job
+        dir is ``<sweep dir>/.population/task-<k>``, beside the group's checkpoint."""
+        from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+
+        tasks = SlurmLauncher(**self.submitit)
+        task = GroupTask([[specs[i] for i in g] for g in groups])
+        tasks.setup(hydra_context=self.hydra_context, task_function=task, config=self.config)
+        ready = [r for r in returns if r.status == JobStatus.COMPLETED]
+        overrides = [
+            [*ready[g[0]].overrides, f"hydra.sweep.subdir=.population/task-{k}"]
+            for k, g in enumerate(groups)
+        ]
+        done = tasks.launch(overrides, initial_job_idx=0)
+        return [
+            d.return_value if d.status == JobStatus.COMPLETED else [d._return_value] * len(g)
+            for d, g in zip(done, groups)
+        ]
