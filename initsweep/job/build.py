@@ -15,10 +15,12 @@ from initsweep.data.checks import check_bundle
 from initsweep.errors import ConfigError
 from initsweep.files import unwritable
 from initsweep.init import BiasContext, initialize, param_generator
-from initsweep.job.spec import JobSpec
-from initsweep.track import FilesTracker, Trackers
+from initsweep.job.spec import NOT_ARM, JobSpec
+from initsweep.track import FilesTracker, Tracker, Trackers
 from initsweep.track.histograms import Histogrammer
-from initsweep.track.wandb import WandbTracker, job_type, study_group
+from initsweep.track.naming import RunLayout, run_layout
+from initsweep.track.tensorboard import TensorBoardTracker
+from initsweep.track.wandb import WandbTracker
 from initsweep.train.loop import LoopConfig
 from initsweep.train.metrics import METRIC_KEYS, loss_fn, output_units, resolve_loss
 from initsweep.train.population import Population, make_population
@@ -130,25 +132,60 @@ def loop_config(spec: JobSpec, loss: str) -> LoopConfig:
     )
 
 
-def make_trackers(spec: JobSpec, bundle: DataBundle) -> Trackers:
-    """The files tracker always; one W&B run per seed too with ``tracker=wandb``."""
+def layout(spec: JobSpec) -> RunLayout:
+    """The job's study, arm and run names (W&B's job type, group and names; TensorBoard's run
+    dirs): the overrides its sweep varies name its runs; an Optuna trial's study is the search's.
+    """
+    return run_layout(
+        spec.name,
+        spec.overrides,
+        spec.sweep_keys,
+        NOT_ARM,
+        spec.sweep_dir or spec.output_dir,
+        spec.config,
+        study=spec.trial.study_name if spec.trial else None,
+    )
+
+
+def make_trackers(spec: JobSpec, bundle: DataBundle, first_step: int = 0) -> Trackers:
+    """The files tracker always; one W&B run and one TensorBoard run per seed with
+    ``tracker=wandb`` / ``tracker=tensorboard`` (or both: ``tracker=[wandb,tensorboard]``).
+
+    ``first_step`` is the first step the job will log (after a resumed checkpoint's step).
+    A tracker that fails to start closes those started before it.
+    """
     t, seeds, out = spec.tracker, list(spec.seeds), spec.output_dir
-    hist = Histogrammer(t.histogram_every, bundle.x_train[: t.probe_size])
-    trackers = [FilesTracker(out, seeds, hist)]
-    if t.name == "wandb":
-        trackers.append(
-            WandbTracker(
-                out,
-                seeds,
-                config=spec.config,
-                names=[f"{spec.init['name']}-{spec.bias['name']}-s{s}" for s in seeds],
-                project=t.project,
-                entity=t.entity,
-                mode=str(t.mode),
-                group=study_group(spec.name, spec.sweep_dir),
-                job_type=job_type(spec.overrides),
-                tags=list(t.tags),
-                histograms=hist,
+    hist = Histogrammer(t.histogram_every, bundle.x_train[: t.probe_size], t.gradients)
+    trackers: list[Tracker] = [FilesTracker(out, seeds, hist)]
+    runs = layout(spec)
+    try:
+        if t.wandb is not None:
+            trackers.append(
+                WandbTracker(
+                    out,
+                    seeds,
+                    config=spec.config,
+                    layout=runs,
+                    metrics=sorted(METRIC_KEYS[bundle.task]),
+                    project=t.wandb.project,
+                    entity=t.wandb.entity,
+                    mode=str(t.wandb.mode),
+                    tags=spec.tags,
+                    histograms=hist,
+                )
             )
-        )
+        if t.tensorboard is not None:
+            trackers.append(
+                TensorBoardTracker(
+                    out,
+                    seeds,
+                    names=[runs.dir_name(s) for s in seeds],
+                    flush_secs=t.tensorboard.flush_secs,
+                    histograms=hist,
+                    first_step=first_step,
+                )
+            )
+    except BaseException:
+        Trackers(trackers).finish("failed")
+        raise
     return Trackers(trackers)
