@@ -94,7 +94,7 @@ def test_bad_override_fails_when_the_config_is_composed(make_cfg, override, key)
         (["init.mode=fan_ot"], "fan_in, fan_out"),
         (["init.nonlinearity=relux"], "relu, leaky_relu"),
         (["init=variance_scaling", "init.distribution=gauss"], "truncated_normal"),
-        (["tracker=wandb", "tracker.mode=offlin"], "offline, online, disabled"),
+        (["tracker=wandb", "tracker.wandb.mode=offlin"], "offline, online, disabled"),
     ],
 )
 def test_a_typo_in_an_enum_like_key_fails_at_compose_time_listing_the_values(
