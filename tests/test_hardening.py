@@ -50,6 +50,7 @@ BAD_CONFIG = [
     (["dataset.limit=1"], ["dataset.limit", "1"]),
     (["trainer.batch_size=5000"], ["trainer.batch_size", "5000"]),
     (["trainer.log_every=0"], ["trainer.log_every", "0"]),
+    (["tags=baseline"], ["tags", "baseline", "a list"]),
     # a class left with no samples: the prior bias would be log 0. Decision: an error, no floor
     (
         ["bias=prior", "dataset.imbalance.fractions=[0,1,1,1,1,1,1,1,1,1]"],
