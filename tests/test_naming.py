@@ -57,6 +57,12 @@ def test_long_overrides_fit_w_and_b_limits_and_stay_distinct():
     assert run_layout("n", [], (), (), SWEEP, study="n-gain").study == "n-gain"
 
 
+def test_an_optuna_trials_long_float_is_short_in_the_name_and_whole_in_the_group():
+    layout = run_layout("n", ["init.gain=1.252065381499947"], ("init.gain",), (), SWEEP)
+    assert layout.name(0) == "gain=1.252,s0"
+    assert layout.arm == "init.gain=1.252065381499947"
+
+
 def test_sweep_keys_come_from_the_command_line_and_the_sweeper_params(tmp_path):
     OmegaConf.save(
         {

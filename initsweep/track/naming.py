@@ -43,6 +43,14 @@ def short_keys(keys: Sequence[str]) -> dict[str, str]:
     return {k: leaf[k] if list(leaf.values()).count(leaf[k]) == 1 else k for k in keys}
 
 
+def short_value(value: str) -> str:
+    """An override's value for a name: a long float (an Optuna trial's) to 4 significant digits."""
+    try:
+        return f"{float(value):.4g}" if len(value) > 8 and "." in value else value
+    except ValueError:
+        return value
+
+
 def stamp(path: str | Path) -> str:
     """The last two parts of a sweep or run dir: ``<date>/<time>`` under Hydra's defaults."""
     return "/".join(Path(path).parts[-2:])
@@ -101,7 +109,7 @@ def run_layout(
     arm = ",".join(f"{k}={own[k]}" for k in [*swept, *(k for k in own if k not in swept)])
     sweep = fit(stamp(where), 60)
     short = short_keys(swept or list(own))
-    label = ",".join(f"{s}={own[k]}" for k, s in short.items()) or name
+    label = ",".join(f"{s}={short_value(own[k])}" for k, s in short.items()) or name
     return RunLayout(
         study=fit(study or f"{name}:{sweep}", MAX_JOB_TYPE),
         arm=arm or "defaults",
