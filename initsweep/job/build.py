@@ -15,10 +15,10 @@ from initsweep.data.checks import check_bundle
 from initsweep.errors import ConfigError
 from initsweep.files import unwritable
 from initsweep.init import BiasContext, initialize, param_generator
-from initsweep.job.spec import NOT_ARM, JobSpec
-from initsweep.track import FilesTracker, Tracker, Trackers
+from initsweep.job.spec import JobSpec
+from initsweep.track import FilesTracker, Trackers
+from initsweep.track.base import Tracker
 from initsweep.track.histograms import Histogrammer
-from initsweep.track.naming import RunLayout, run_layout
 from initsweep.track.tensorboard import TensorBoardTracker
 from initsweep.track.wandb import WandbTracker
 from initsweep.train.loop import LoopConfig
@@ -132,21 +132,6 @@ def loop_config(spec: JobSpec, loss: str) -> LoopConfig:
     )
 
 
-def layout(spec: JobSpec) -> RunLayout:
-    """The job's study, arm and run names (W&B's job type, group and names; TensorBoard's run
-    dirs): the overrides its sweep varies name its runs; an Optuna trial's study is the search's.
-    """
-    return run_layout(
-        spec.name,
-        spec.overrides,
-        spec.sweep_keys,
-        NOT_ARM,
-        spec.sweep_dir or spec.output_dir,
-        spec.config,
-        study=spec.trial.study_name if spec.trial else None,
-    )
-
-
 def make_trackers(spec: JobSpec, bundle: DataBundle, first_step: int = 0) -> Trackers:
     """The files tracker always; one W&B run and one TensorBoard run per seed with
     ``tracker=wandb`` / ``tracker=tensorboard`` (or both: ``tracker=[wandb,tensorboard]``).
@@ -157,7 +142,7 @@ def make_trackers(spec: JobSpec, bundle: DataBundle, first_step: int = 0) -> Tra
     t, seeds, out = spec.tracker, list(spec.seeds), spec.output_dir
     hist = Histogrammer(t.histogram_every, bundle.x_train[: t.probe_size], t.gradients)
     trackers: list[Tracker] = [FilesTracker(out, seeds, hist)]
-    runs = layout(spec)
+    runs = spec.runs
     try:
         if t.wandb is not None:
             trackers.append(

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from initsweep.config import TrackerConfig, TrainerConfig
 from initsweep.errors import invalid
 from initsweep.search import Trial
+from initsweep.track.naming import RunLayout, run_layout
 from initsweep.train.metrics import METRIC_KEYS
 
 log = logging.getLogger("initsweep")
@@ -66,6 +67,21 @@ class JobSpec:
     sweep_keys: tuple[str, ...] | None = None  # the keys its sweep varies; None: not known
     tags: tuple[str, ...] = ()  # the top-level ``tags``: W&B tags, summary.json, the report
     volatile: tuple[str, ...] = VOLATILE  # config keys a resumed job may change
+
+    @property
+    def runs(self) -> RunLayout:
+        """The job's study, arm and run names (W&B's job type, group and names; TensorBoard's
+        run dirs): the overrides its sweep varies name its runs; a search trial's study is the
+        search's."""
+        return run_layout(
+            self.name,
+            self.overrides,
+            self.sweep_keys,
+            NOT_ARM,
+            self.sweep_dir or self.output_dir,
+            self.config,
+            study=self.trial.study_name if self.trial else None,
+        )
 
 
 def job_spec(cfg: DictConfig) -> JobSpec:
