@@ -94,6 +94,9 @@ class PopulationSlice:
     def module(self, i: int):
         return self.pop.module(self.start + i)
 
+    def gradients(self, i: int):
+        return self.pop.gradients(self.start + i)
+
     def predict(self, x, batch_size: int = 4096):
         # every job's step-0 evaluation of the same split: predict it once for all copies
         key = (id(x), batch_size)
@@ -263,7 +266,8 @@ def _train_together(specs: list[JobSpec]) -> list[float | BaseException]:
     # --- each job's trackers, step-0 diagnostics and pruning, on its own copies
     cache: dict = {}
     slices = [PopulationSlice(pop, a, b, cache) for a, b in spans]
-    tracker = GroupTracker([make_trackers(spec, bundle) for spec in jobs], slices)
+    first_step = 0 if start_epoch == 1 else step + 1
+    tracker = GroupTracker([make_trackers(spec, bundle, first_step) for spec in jobs], slices)
     trials = [trial_hooks(spec.trial, _objective(spec)) for spec in jobs]
     hooks = GroupHooks(where, config, trials, spans, tracker)
     hooks.restore(load_checkpoint(where), pop, copies)

@@ -34,7 +34,8 @@ class Population(Protocol):
     Who calls what: the training loop (``initsweep.train.loop.fit``) calls :meth:`train_step`
     on every batch, :meth:`predict` to evaluate, :meth:`parameters_finite` and :meth:`freeze`
     to stop a copy that diverged; the step-0 diagnostics and the trackers' histograms read
-    copy i as a plain module through :meth:`module`; the checkpoint saves and restores
+    copy i as a plain module through :meth:`module` (and its gradients through
+    :meth:`gradients`); the checkpoint saves and restores
     :meth:`state_dict` (tensors and plain containers only: it loads with
     ``torch.load(weights_only=True)``). ``strategy`` names the kind (checkpoints load only into
     a population of their own kind and size).
@@ -62,6 +63,12 @@ class Population(Protocol):
 
     def module(self, i: int) -> nn.Module:
         """Copy ``i`` as a plain ``nn.Module`` holding its current weights."""
+        ...
+
+    def gradients(self, i: int) -> dict[str, Tensor]:
+        """Copy ``i``'s parameter gradients from the last :meth:`train_step`, named as in
+        :meth:`module` (empty before the first step). Read only when a tracker asks for them
+        (``tracker.gradients``), never on the training path."""
         ...
 
     def state_dict(self) -> dict: ...
@@ -144,6 +151,9 @@ class SequentialPopulation:
     def module(self, i: int) -> nn.Module:
         """Copy ``i`` as a plain ``nn.Module`` (for diagnostics, histograms, checkpoints)."""
         return self.models[i]
+
+    def gradients(self, i: int) -> dict[str, Tensor]:
+        return {n: p.grad for n, p in self.models[i].named_parameters() if p.grad is not None}
 
     def freeze(self, i: int) -> None:
         """Stop updating copy ``i`` (it diverged); the others go on."""

@@ -209,6 +209,11 @@ class VectorizedPopulation:
         model.load_state_dict(shard.engine.copy_values(j))
         return model
 
+    def gradients(self, i: int) -> dict[str, Tensor]:
+        """Copy ``i``'s slices of the stacked gradients of the last step (views, no copy)."""
+        shard, j = self._locate(i)
+        return shard.engine.copy_grads(j)
+
     def state_dict(self) -> dict:
         """Weights per copy (as plain ``state_dict``s), the optimizer state stacked over all
         copies (independent of the shard count), each copy's dropout RNG state, which train."""
