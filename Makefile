@@ -25,8 +25,10 @@ demo: venv
 test: venv
 	$(BIN)/pytest
 
+# the per-step table, then the whole study (a 6-scheme x 3-seed sweep three ways)
 bench: venv
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_study.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ job spec is built (:mod:`initsweep.job.spec`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -71,32 +71,46 @@ class BiasConfig:
 
 
 @dataclass
-class TrackerConfig:
-    name: str = "files"
-    histogram_every: int = 1  # epochs between weight/activation histograms (0: at init only)
-    probe_size: int = 256  # training samples in the fixed batch whose activations are histogrammed
-
-
-@dataclass
-class WandbConfig(TrackerConfig):
-    name: str = "wandb"
+class WandbConfig:
     project: str = "initsweep"
     entity: str | None = None  # W&B user or team (online only)
     mode: TrackerMode = TrackerMode.offline
-    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TensorBoardConfig:
+    flush_secs: int = 30  # seconds between writes of the event files
+
+
+@dataclass
+class TrackerConfig:
+    """``tracker``: the settings every tracker shares, and one key per tracker that is on.
+
+    Each option of the ``tracker`` group fills its own key (``tracker=wandb`` sets
+    ``tracker.wandb``), so a list of options (``tracker=[wandb,tensorboard]``) turns on several;
+    the files tracker is always on.
+    """
+
+    histogram_every: int = 1  # epochs between weight/activation histograms (0: at init only)
+    probe_size: int = 256  # training samples in the fixed batch whose activations are histogrammed
+    gradients: bool = False  # also each weight's gradient norm and histogram, from epoch 1 on
+    wandb: Optional[WandbConfig] = None  # noqa: UP045 (OmegaConf)
+    tensorboard: Optional[TensorBoardConfig] = None  # noqa: UP045 (OmegaConf)
 
 
 def register_configs() -> None:
-    """Store the schemas as ``schema/trainer``, ``schema/bias`` and ``schema/init/<scheme>``.
+    """Store the schemas as ``schema/trainer``, ``schema/bias``, ``schema/tracker`` and
+    ``schema/init/<scheme>``.
 
     A yaml option extends its schema with ``defaults: [/schema/init/<scheme>@_here_, _self_]``;
     keeping schemas out of the ``init`` group keeps them out of the options Hydra lists.
+    ``schema/tracker`` is placed once by ``train.yaml`` (the ``tracker`` options may be a list,
+    and each would otherwise reset the keys the one before it filled).
     """
     cs = ConfigStore.instance()
     cs.store(group="schema", name="trainer", node=TrainerConfig)
     cs.store(group="schema", name="bias", node=BiasConfig)
-    cs.store(group="schema/tracker", name="files", node=TrackerConfig)
-    cs.store(group="schema/tracker", name="wandb", node=WandbConfig)
+    cs.store(group="schema", name="tracker", node=TrackerConfig)
     for name in list_schemes():
         cs.store(group="schema/init", name=name, node=scheme_schema(name))
 

@@ -52,6 +52,7 @@ BAD_CONFIG = [
     (["dataset.limit=1"], ["dataset.limit", "1"]),
     (["trainer.batch_size=5000"], ["trainer.batch_size", "5000"]),
     (["trainer.log_every=0"], ["trainer.log_every", "0"]),
+    (["tags=baseline"], ["tags", "baseline", "a list"]),
     # a class left with no samples: the prior bias would be log 0. Decision: an error, no floor
     (
         ["bias=prior", "dataset.imbalance.fractions=[0,1,1,1,1,1,1,1,1,1]"],
@@ -97,7 +98,7 @@ def test_bad_override_fails_when_the_config_is_composed(make_cfg, override, key)
         (["init.mode=fan_ot"], "fan_in, fan_out"),
         (["init.nonlinearity=relux"], "relu, leaky_relu"),
         (["init=variance_scaling", "init.distribution=gauss"], "truncated_normal"),
-        (["tracker=wandb", "tracker.mode=offlin"], "offline, online, disabled"),
+        (["tracker=wandb", "tracker.wandb.mode=offlin"], "offline, online, disabled"),
     ],
 )
 def test_a_typo_in_an_enum_like_key_fails_at_compose_time_listing_the_values(

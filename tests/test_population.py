@@ -305,3 +305,25 @@ def test_bench_quick_writes_every_variant(tmp_path):
     assert all(r["samples_per_s"] > 0 and r["peak_fraction"] > 0 for r in result["rows"])
     assert result["peak_flops"] > 0 and "| mlp | 2 | (c)" in done.stdout
     assert "ceiling mlp M=2: (c) runs at" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "model, shape, shards",
+    [
+        (_mlp(), (12,), 1),
+        (_mlp(), (12,), 2),
+        (lambda: CNN((1, 8, 8), 4, channels=(4,)), (1, 8, 8), 1),
+    ],
+)
+def test_gradients_of_a_stacked_copy_are_its_own(model, shape, shards):
+    # what tracker.gradients histograms: copy i's slice of the stacked .grad, as if alone
+    models, (x, y) = _copies(model, 3), _data(shape)
+    seq = SequentialPopulation(copy.deepcopy(models), OPTIMIZERS["adam"], CE, [0, 1, 2])
+    vec = VectorizedPopulation(models, OPTIMIZERS["adam"], CE, [0, 1, 2], shards=shards)
+    assert vec.gradients(0) == {} and seq.gradients(0) == {}  # nothing before the first step
+    _train(vec, x, y, 2), _train(seq, x, y, 2)
+    for i in range(3):
+        names = [n for n, _ in seq.models[i].named_parameters()]
+        assert list(vec.gradients(i)) == list(seq.gradients(i)) == names
+        for name, g in vec.gradients(i).items():
+            torch.testing.assert_close(g, seq.gradients(i)[name], rtol=0, atol=1e-12, msg=name)

@@ -287,3 +287,23 @@ def _start_now(job_ids: list[str]) -> None:
 
 def resumed_from(log: str) -> int:
     return int(re.findall(r"from epoch (\d+)", log)[-1])
+
+
+def test_the_population_launcher_runs_each_group_as_one_slurm_task(cluster, tmp_path):
+    inits = ["kaiming_normal", "xavier_uniform", "orthogonal"]
+    res = run_cli(
+        "-m", *QUICK, *SLURM, "hydra/launcher=population_slurm", f"hydra.sweep.dir={tmp_path}",
+        f"init={','.join(inits)}", "trainer.epochs=1", timeout=420,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    # three jobs that share an architecture: one group, one SLURM job, which returns each
+    # job's objective
+    (result,) = (tmp_path / ".submitit").glob("*/*_result.pkl")
+    outcome, ret = pickle.loads(result.read_bytes())
+    assert outcome == "success" and len(_job_ids(tmp_path)) == 1
+    values = ret.return_value
+    for num, init in enumerate(inits):
+        summary = json.loads((tmp_path / str(num) / "summary.json").read_text())
+        assert summary["config"]["init"]["name"] == init
+        assert values[num] == summary["objective"]["value"]
+    assert (tmp_path / ".population" / "task-0" / ".hydra").is_dir()

@@ -9,6 +9,8 @@ What changes against ``hydra_optuna_sweeper._impl.OptunaSweeperImpl.sweep``:
 - a trial its job already told ``PRUNED`` is left as it is; a NaN/inf return (all seeds
   diverged) is a failed trial that does not count towards ``max_failure_rate``, which is the
   share of ``n_trials`` that may raise;
+- ``multirun.yaml`` in the sweep dir, as Hydra's basic sweeper writes it (jobs name their W&B and
+  TensorBoard runs by the keys it sweeps);
 - after the search: ``optimization_results.yaml`` as before, plus the trials CSV, the plots and a
   table of the best trials (``initsweep.search.results``).
 """
@@ -19,6 +21,7 @@ import functools
 import logging
 import math
 import sys
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import optuna
@@ -52,6 +55,9 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
 
     def _sweep(self, arguments: list[str]) -> None:
         self._process_searchspace_config()
+        # as Hydra's basic sweeper does: the jobs read the swept keys from it to name their runs
+        Path(self.sweep_dir).mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, Path(self.sweep_dir) / "multirun.yaml")
         space, fixed, fixed_overrides = parse_space(
             [*self._parse_sweeper_params_config(), *arguments], self.config
         )

@@ -21,8 +21,10 @@ from initsweep.files import unwritable
 from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, param_generator
 from initsweep.job.spec import JobSpec
 from initsweep.track import FilesTracker, Trackers
+from initsweep.track.base import Tracker
 from initsweep.track.histograms import Histogrammer
-from initsweep.track.wandb import WandbTracker, job_type, study_group
+from initsweep.track.tensorboard import TensorBoardTracker
+from initsweep.track.wandb import WandbTracker
 from initsweep.train.loop import LoopConfig
 from initsweep.train.metrics import METRIC_KEYS, loss_fn, output_units, resolve_loss
 from initsweep.train.population import Population, make_population
@@ -205,27 +207,46 @@ def loop_config(spec: JobSpec, loss: str) -> LoopConfig:
     )
 
 
-def make_trackers(spec: JobSpec, bundle: DataBundle) -> Trackers:
-    """The files tracker always; one W&B run per seed too with ``tracker=wandb``."""
+def make_trackers(spec: JobSpec, bundle: DataBundle, first_step: int = 0) -> Trackers:
+    """The files tracker always; one W&B run and one TensorBoard run per seed with
+    ``tracker=wandb`` / ``tracker=tensorboard`` (or both: ``tracker=[wandb,tensorboard]``).
+
+    ``first_step`` is the first step the job will log (after a resumed checkpoint's step).
+    A tracker that fails to start closes those started before it.
+    """
     t, seeds, out = spec.tracker, list(spec.seeds), spec.output_dir
-    hist = Histogrammer(
-        t.histogram_every, bundle.x_train[: t.probe_size].to(bundle.y_train.device)
-    )
-    trackers = [FilesTracker(out, seeds, hist)]
-    if t.name == "wandb":
-        trackers.append(
-            WandbTracker(
-                out,
-                seeds,
-                config=spec.config,
-                names=[f"{spec.init['name']}-{spec.bias['name']}-s{s}" for s in seeds],
-                project=t.project,
-                entity=t.entity,
-                mode=str(t.mode),
-                group=study_group(spec.name, spec.sweep_dir),
-                job_type=job_type(spec.overrides),
-                tags=list(t.tags),
-                histograms=hist,
+    probe = bundle.x_train[: t.probe_size].to(bundle.y_train.device)  # streamed data: read it
+    hist = Histogrammer(t.histogram_every, probe, t.gradients)
+    trackers: list[Tracker] = [FilesTracker(out, seeds, hist)]
+    runs = spec.runs
+    try:
+        if t.wandb is not None:
+            trackers.append(
+                WandbTracker(
+                    out,
+                    seeds,
+                    config=spec.config,
+                    layout=runs,
+                    metrics=sorted(METRIC_KEYS[bundle.task]),
+                    project=t.wandb.project,
+                    entity=t.wandb.entity,
+                    mode=str(t.wandb.mode),
+                    tags=spec.tags,
+                    histograms=hist,
+                )
             )
-        )
+        if t.tensorboard is not None:
+            trackers.append(
+                TensorBoardTracker(
+                    out,
+                    seeds,
+                    names=[runs.dir_name(s) for s in seeds],
+                    flush_secs=t.tensorboard.flush_secs,
+                    histograms=hist,
+                    first_step=first_step,
+                )
+            )
+    except BaseException:
+        Trackers(trackers).finish("failed")
+        raise
     return Trackers(trackers)

@@ -16,9 +16,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from initsweep.config import TrackerConfig, TrainerConfig, WandbConfig
+from initsweep.config import TrackerConfig, TrainerConfig
 from initsweep.errors import invalid
 from initsweep.search import Trial
+from initsweep.track.naming import RunLayout, run_layout
 from initsweep.train.metrics import METRIC_KEYS
 
 log = logging.getLogger("initsweep")
@@ -31,7 +32,11 @@ VOLATILE = (
     "trainer.progress",
     "trainer.device",
     "trainer.eval_batch_size",
+    "tags",
 )
+# override keys that never tell two arms of a sweep apart: the volatile ones, the seeds (each
+# seed is a run of the arm), the study's name, Hydra's own and the search's bookkeeping
+NOT_ARM = (*VOLATILE, "seeds", "seed", "name", "hydra", "search")
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class JobSpec:
     objective: str
     output_dir: Path
     trainer: TrainerConfig
-    tracker: TrackerConfig | WandbConfig
+    tracker: TrackerConfig
     dataset: dict[str, Any]
     model: dict[str, Any]
     optimizer: dict[str, Any]
@@ -59,13 +64,30 @@ class JobSpec:
     config: dict[str, Any]
     overrides: tuple[str, ...] = ()  # the job's command-line overrides (Hydra's task overrides)
     sweep_dir: str | None = None  # the multirun's dir; None for a single run
+    sweep_keys: tuple[str, ...] | None = None  # the keys its sweep varies; None: not known
+    tags: tuple[str, ...] = ()  # the top-level ``tags``: W&B tags, summary.json, the report
     volatile: tuple[str, ...] = VOLATILE  # config keys a resumed job may change
+
+    @property
+    def runs(self) -> RunLayout:
+        """The job's study, arm and run names (W&B's job type, group and names; TensorBoard's
+        run dirs): the overrides its sweep varies name its runs; a search trial's study is the
+        search's."""
+        return run_layout(
+            self.name,
+            self.overrides,
+            self.sweep_keys,
+            NOT_ARM,
+            self.sweep_dir or self.output_dir,
+            self.config,
+            study=self.trial.study_name if self.trial else None,
+        )
 
 
 def job_spec(cfg: DictConfig) -> JobSpec:
     """Read and check a composed ``train.yaml`` config (raises :class:`ConfigError`)."""
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    overrides, sweep_dir, multirun = _hydra_job()
+    overrides, sweep_dir, multirun, sweep_keys = _hydra_job()
     search = config.get("search")
     if search is not None and search.get("trial") is None and not multirun:
         log.warning("search: a search runs as a multirun (-m); this run trains once")
@@ -88,13 +110,16 @@ def job_spec(cfg: DictConfig) -> JobSpec:
         config=config,
         overrides=tuple(overrides),
         sweep_dir=sweep_dir,
+        sweep_keys=sweep_keys,
+        tags=_tags(config.get("tags", [])),
     )
     validate(spec)
     return spec
 
 
-def _hydra_job() -> tuple[list[str], str | None, bool]:
-    """The job's command-line overrides, its sweep dir and whether it is part of a multirun.
+def _hydra_job() -> tuple[list[str], str | None, bool, tuple[str, ...] | None]:
+    """The job's command-line overrides, its sweep dir, whether it is part of a multirun, and
+    the keys its sweep varies (:func:`sweep_keys`).
 
     Outside a Hydra app (the compose API in tests) there is no HydraConfig: no overrides.
     """
@@ -102,10 +127,40 @@ def _hydra_job() -> tuple[list[str], str | None, bool]:
     from hydra.types import RunMode
 
     if not HydraConfig.initialized():
-        return [], None, False
+        return [], None, False, None
     hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
-    return list(hc.overrides.task), hc.sweep.dir if multirun else None, multirun
+    if hc.mode != RunMode.MULTIRUN:
+        return list(hc.overrides.task), None, False, ()
+    return list(hc.overrides.task), hc.sweep.dir, True, sweep_keys(Path(hc.sweep.dir))
+
+
+def sweep_keys(sweep_dir: Path) -> tuple[str, ...] | None:
+    """The keys a multirun sweeps, from the sweep's own config (``multirun.yaml``, which Hydra's
+    sweeper and ours write before the first job): its command line's sweep overrides
+    (``init=a,b``, ``range(...)``, ``interval(...)``) and a preset's ``hydra.sweeper.params``.
+
+    A job sees only its own values (``init=a``), so it cannot tell what varies from them.
+    ``None`` when the file is missing or unreadable (another sweeper).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        sweep = OmegaConf.load(sweep_dir / "multirun.yaml").hydra
+        params = sweep.sweeper.get("params") or {}
+        args = [*(f"{k}={v}" for k, v in params.items()), *sweep.overrides.task]
+        parsed = OverridesParser.create().parse_overrides(args)
+    except Exception as e:  # the names then fall back to every override of the arm
+        log.debug("no sweep keys from %s: %s", sweep_dir, e)
+        return None
+    return tuple(
+        dict.fromkeys(o.key_or_group.lstrip("+~") for o in parsed if o.is_sweep_override())
+    )
+
+
+def _tags(tags: Any) -> tuple[str, ...]:
+    ok = isinstance(tags, list) and all(isinstance(t, (str, int, float)) for t in tags)
+    _check(ok, "tags", tags, "give a list of words, e.g. tags='[baseline,digits]'")
+    return tuple(str(t) for t in tags)
 
 
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:

@@ -55,7 +55,8 @@ def run_job(spec: JobSpec) -> float:
         return objective_value(copies, spec.objective, t.on_diverge, t.diverge_penalty)
 
     # --- step-0 diagnostics: the loss at init against theory
-    tracker, status = make_trackers(spec, bundle), "failed"
+    first_step = 0 if start_epoch == 1 else step + 1
+    tracker, status = make_trackers(spec, bundle, first_step), "failed"
     try:  # every tracker finishes (W&B runs close), also when the job fails
         if start_epoch == 1:
             report = step0_report(pop, bundle, loop_cfg, list(spec.seeds), assignments, facts)
@@ -73,7 +74,12 @@ def run_job(spec: JobSpec) -> float:
             spec.objective,
             t.on_diverge,
             t.diverge_penalty,
-            extra={"name": spec.name, "strategy": pop.strategy, "config": spec.config},
+            extra={
+                "name": spec.name,
+                "tags": list(spec.tags),
+                "strategy": pop.strategy,
+                "config": spec.config,
+            },
             search=spec.trial.record(pruned) if spec.trial else None,
         )
         tracker.log_summary(summary)

@@ -36,7 +36,8 @@ def page(study: Study, sections: list[Section], out: Path) -> Path:
     )
     meta = (
         f"{total} job(s), {done} finished · varying: {', '.join(study.varying) or 'nothing'} · "
-        f"generated {datetime.now():%Y-%m-%d %H:%M} by initsweep-report"
+        + (f"tags: {', '.join(study.tags)} · " if study.tags else "")
+        + f"generated {datetime.now():%Y-%m-%d %H:%M} by initsweep-report"
     )
     doc = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

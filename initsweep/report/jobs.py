@@ -22,7 +22,7 @@ from initsweep.overrides import parse_overrides
 from initsweep.overrides import varying_keys as _varying
 
 JOB_FILES = (SUMMARY, METRICS, INIT, ".hydra")
-SKIP_DIRS = {"wandb", ".hydra", "report", "__pycache__"}
+SKIP_DIRS = {"wandb", "tensorboard", ".hydra", "report", "__pycache__"}
 
 # job status: finished | incomplete (no summary yet: running, failed or killed) | corrupt | empty
 FINISHED, INCOMPLETE, CORRUPT, EMPTY = "finished", "incomplete", "corrupt", "empty"
@@ -119,6 +119,11 @@ class Job:
             return [s["seed"] for s in self.init.get("seeds", [])]
         return sorted({r["seed"] for r in self.metrics if "seed" in r})
 
+    @property
+    def tags(self) -> list[str]:
+        """The job's ``tags`` (summary.json's, else its config's)."""
+        return list((self.summary or {}).get("tags") or self.config.get("tags") or [])
+
     @cached_property
     def init_histograms(self) -> list[dict]:
         """The step-0 records of ``histograms.jsonl`` (weights, biases, activations at init)."""
@@ -180,6 +185,11 @@ class Study:
     @property
     def finished(self) -> list[Job]:
         return [j for j in self.jobs if j.finished]
+
+    @property
+    def tags(self) -> list[str]:
+        """Every job's tags, in first-seen order."""
+        return list(dict.fromkeys(t for j in self.jobs for t in j.tags))
 
     @property
     def objective(self) -> str:

@@ -1,5 +1,6 @@
-"""The jobs table: the overrides that vary, final metrics as mean ± std (n) over seeds, diverged
-seeds, and the loss at init expected vs measured. Written as Markdown and CSV, printed too.
+"""The jobs table: the overrides that vary, the jobs' ``tags`` (when any has some), final metrics
+as mean ± std (n) over seeds, diverged seeds, and the loss at init expected vs measured.
+Written as Markdown and CSV, printed too.
 
 Metric cells are the ``aggregate`` of each job's ``summary.json`` as written (mean over the seeds
 that did not diverge, sample std, n); nothing is recomputed.
@@ -38,6 +39,8 @@ def rows(study: Study) -> list[dict]:
     for job in study.jobs:
         row: dict = {"job": job.name, "label": job.label}
         row.update({k: job.overrides.get(k) for k in study.varying})
+        if study.tags:
+            row["tags"] = ",".join(job.tags)
         row.update(status=job.status, detail=job.detail, n_seeds=len(job.seeds))
         summary = job.summary or {}
         row["n_diverged"] = summary.get("n_diverged") if job.finished else None
@@ -63,7 +66,9 @@ def rows(study: Study) -> list[dict]:
 
 def _display(study: Study, row: dict) -> list[str]:
     """The Markdown/HTML cells of one row."""
-    cells = [row["job"], *[row[k] or "" for k in study.varying], row["status"]]
+    cells = [row["job"], *[row[k] or "" for k in study.varying]]
+    cells += [row["tags"]] if study.tags else []
+    cells.append(row["status"])
     cells.append(str(row["n_seeds"]))
     cells.append("—" if row["n_diverged"] is None else f"{row['n_diverged']}/{row['n_seeds']}")
     for m in metric_columns(study):
@@ -80,6 +85,7 @@ def header(study: Study) -> list[str]:
     return [
         "job",
         *study.varying,
+        *(["tags"] if study.tags else []),
         "status",
         "seeds",
         "diverged",

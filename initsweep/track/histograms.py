@@ -1,9 +1,11 @@
-"""Per-layer histograms of one model copy: its weights, its biases, and its activations on a batch.
+"""Per-layer histograms of one model copy: its weights, its biases, its activations on a batch,
+and (``tracker.gradients``) its gradients.
 
-Both trackers use these: the files tracker writes them to ``histograms.jsonl`` (the report draws
+Every tracker uses these: the files tracker writes them to ``histograms.jsonl`` (the report draws
 the weights at init against the theoretical density), the W&B tracker logs them as
-``wandb.Histogram``. Histograms are taken on the host, in eval mode, without gradients, and draw
-no random numbers, so taking them never changes training.
+``wandb.Histogram``, the TensorBoard tracker as raw histograms. Histograms are taken on the host,
+in eval mode, without gradients, and draw no random numbers, so taking them never changes
+training.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ NUM_BINS = 64  # W&B's default bin count; enough to see the shape of U(+-a) or N
 class Histogram:
     """``counts`` over ``edges`` (``len(edges) == len(counts) + 1``) and the tensor's moments."""
 
-    kind: str  # weight | bias | activation
+    kind: str  # weight | bias | activation | gradient
     name: str  # parameter name (body.1.weight) or module name for activations (body.1)
     shape: list[int]
     counts: list[int]
@@ -31,6 +33,11 @@ class Histogram:
 
     def record(self) -> dict:
         return dict(self.__dict__)
+
+    @property
+    def sum_squares(self) -> float:
+        """The sum of the squared finite values, n (std^2 + mean^2): a gradient's norm squared."""
+        return sum(self.counts) * (self.std**2 + self.mean**2)
 
 
 def histogram(kind: str, name: str, values: Tensor, bins: int = NUM_BINS) -> Histogram:
@@ -103,12 +110,16 @@ class Histogrammer:
     """When to take histograms and of what batch, shared by the trackers of one job.
 
     Histograms are taken at init (epoch 0) and every ``every`` epochs after (``every = 0``: at
-    init only). The histograms of the latest step are cached, so the files and W&B trackers
-    share one computation.
+    init only). The histograms of the latest step are cached, so the trackers share one
+    computation. With ``gradients``, each parameter's gradient joins them: the gradient of the
+    last training batch before the histogram (as ``wandb.watch`` logs it), so none at step 0
+    (``init.json`` holds the gradient norms at init).
     """
 
-    def __init__(self, every: int = 1, probe: Tensor | None = None) -> None:
-        self.every, self.probe = every, probe
+    def __init__(
+        self, every: int = 1, probe: Tensor | None = None, gradients: bool = False
+    ) -> None:
+        self.every, self.probe, self.gradients = every, probe, gradients
         self._step: int | None = None
         self._cache: dict[int, list[Histogram]] = {}
 
@@ -120,5 +131,8 @@ class Histogrammer:
         if step != self._step:
             self._step, self._cache = step, {}
         if i not in self._cache:
-            self._cache[i] = model_histograms(pop.module(i), self.probe)
+            hists = model_histograms(pop.module(i), self.probe)
+            if self.gradients:  # read from the population only here: no sync per step
+                hists += [histogram("gradient", n, g) for n, g in pop.gradients(i).items()]
+            self._cache[i] = hists
         return self._cache[i]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,11 @@ class Checkpoint:
     never a half-written file.
     """
 
-    def __init__(self, output_dir: str | Path, config: dict[str, Any]) -> None:
+    def __init__(
+        self, output_dir: str | Path, config: dict[str, Any], extra: Callable[[], dict] = dict
+    ) -> None:
         self.path = Path(output_dir) / CHECKPOINT
-        self.config = config
+        self.config, self.extra = config, extra
 
     def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None:
         state = {
@@ -50,6 +52,7 @@ class Checkpoint:
                 for c in copies
             ],
             "config": self.config,
+            "extra": self.extra(),  # what else the caller needs back (a group's pruned jobs)
         }
         with atomic_open(self.path, "wb") as f:
             torch.save(state, f)
@@ -69,17 +72,20 @@ def resume(
     pop,
     copies,
     volatile: Sequence[str] = (),
+    log_dirs: Sequence[str | Path] | None = None,
 ) -> tuple[int, int]:
     """Continue from the job's checkpoint if it has one: ``(start_epoch, step)`` for ``fit``.
 
-    Without a checkpoint this is a fresh start, ``(1, 0)``. Either way the job's ``*.jsonl``
-    files lose the records the run will log again. Call it before the trackers open them.
-    The checkpoint must have been written by the same config, ``volatile`` keys aside.
+    Without a checkpoint this is a fresh start, ``(1, 0)``. Either way the ``*.jsonl`` files of
+    ``log_dirs`` (default: the job's own dir) lose the records the run will log again. Call it
+    before the trackers open them. The checkpoint must have been written by the same config,
+    ``volatile`` keys aside.
     """
     ckpt = load_checkpoint(output_dir)
     if ckpt is not None:
         check_same_config(ckpt["config"], config, Path(output_dir) / CHECKPOINT, volatile)
-    truncate_logs(output_dir, ckpt["step"] if ckpt else -1)
+    for logs in log_dirs or [output_dir]:
+        truncate_logs(logs, ckpt["step"] if ckpt else -1)
     if ckpt is None:
         return 1, 0
     start_epoch, step = restore(ckpt, pop, copies)

@@ -44,6 +44,9 @@ class VmapStack:
     def copy_values(self, i: int) -> dict[str, Tensor]:
         return {name: p[i].detach() for name, p in self.params.items()}
 
+    def copy_grads(self, i: int) -> dict[str, Tensor]:
+        return {name: p.grad[i] for name, p in self.params.items() if p.grad is not None}
+
     def load_copy(self, i: int, values: dict[str, Tensor]) -> None:
         with torch.no_grad():
             for name, p in self.params.items():

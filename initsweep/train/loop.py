@@ -38,6 +38,15 @@ class CopyState:
     seed: int
     final: dict[str, float] = field(default_factory=dict)
     diverged_step: int | None = None
+    job: int | None = None  # whose copy, when several jobs train as one population
+    stopped: bool = False  # its job stopped (a pruned trial of a group): frozen, not diverged
+
+    def record(self, step: int, epoch: int, metrics: dict) -> dict:
+        """A ``metrics.jsonl`` record of this copy (with ``job`` for a group's routing)."""
+        head = {"seed": self.seed, "step": step, "epoch": epoch}
+        return (
+            {**head, "job": self.job, **metrics} if self.job is not None else {**head, **metrics}
+        )
 
 
 class LoopHook(Protocol):
@@ -110,11 +119,9 @@ def fit(
             for row, metrics in zip(rows, eval_split(pop, *data[split], bundle, cfg)):
                 row.update({f"{split}/{k}": v for k, v in metrics.items()})
         for c, row in zip(copies, rows):
-            if epoch > 0 and c.diverged_step is None:
+            if epoch > 0 and c.diverged_step is None and not c.stopped:
                 c.final.update(row)
-        tracker.log_metrics(
-            [{"seed": c.seed, "step": step, "epoch": epoch, **row} for c, row in zip(copies, rows)]
-        )
+        tracker.log_metrics([c.record(step, epoch, row) for c, row in zip(copies, rows)])
 
     # --- step 0: the loss at init, before any update
     if start_epoch == 1:
@@ -155,7 +162,7 @@ def log_train(pop, copies, losses: list[float], step: int, epoch: int, tracker, 
     finite = pop.parameters_finite().tolist()
     records = []
     for i, (c, loss) in enumerate(zip(copies, losses)):
-        if c.diverged_step is not None:
+        if c.diverged_step is not None or c.stopped:
             continue
         if not (math.isfinite(loss) and finite[i]):
             c.diverged_step = step
@@ -164,8 +171,8 @@ def log_train(pop, copies, losses: list[float], step: int, epoch: int, tracker, 
                 f"seed {c.seed} diverged at step {step} (train loss {loss}); frozen, the others go on"
             )
         c.final["train/loss"] = loss
-        records.append({"seed": c.seed, "step": step, "epoch": epoch, "train/loss": loss})
+        records.append(c.record(step, epoch, {"train/loss": loss}))
     tracker.log_metrics(records)
-    live = [loss for c, loss in zip(copies, losses) if c.diverged_step is None]
+    live = [loss for c, loss in zip(copies, losses) if c.diverged_step is None and not c.stopped]
     if live:
         bar.set_postfix(loss=f"{sum(live) / len(live):.4f}")

@@ -19,7 +19,7 @@ from initsweep.errors import first_line, invalid
 from initsweep.train.checkpoint import check_state_fits
 from initsweep.train.dropout import global_rng_as
 from initsweep.train.functional import VmapStack
-from initsweep.train.optim import build_optimizer
+from initsweep.train.optim import build_optimizer, per_copy
 from initsweep.train.stacked import mlp_unsupported
 from initsweep.train.vectorized import VectorizedPopulation
 
@@ -34,7 +34,8 @@ class Population(Protocol):
     Who calls what: the training loop (``initsweep.train.loop.fit``) calls :meth:`train_step`
     on every batch, :meth:`predict` to evaluate, :meth:`parameters_finite` and :meth:`freeze`
     to stop a copy that diverged; the step-0 diagnostics and the trackers' histograms read
-    copy i as a plain module through :meth:`module`; the checkpoint saves and restores
+    copy i as a plain module through :meth:`module` (and its gradients through
+    :meth:`gradients`); the checkpoint saves and restores
     :meth:`state_dict` (tensors and plain containers only: it loads with
     ``torch.load(weights_only=True)``). ``strategy`` names the kind (checkpoints load only into
     a population of their own kind and size).
@@ -64,13 +65,20 @@ class Population(Protocol):
         """Copy ``i`` as a plain ``nn.Module`` holding its current weights."""
         ...
 
+    def gradients(self, i: int) -> dict[str, Tensor]:
+        """Copy ``i``'s parameter gradients from the last :meth:`train_step`, named as in
+        :meth:`module` (empty before the first step). Read only when a tracker asks for them
+        (``tracker.gradients``), never on the training path."""
+        ...
+
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
 
 
 class SequentialPopulation:
-    """The copies as plain ``nn.Module``s with one optimizer each."""
+    """The copies as plain ``nn.Module``s with one optimizer each (``make_optimizer``: one
+    partial for all, or one per copy)."""
 
     strategy = "sequential"
 
@@ -82,7 +90,10 @@ class SequentialPopulation:
         dropout_seeds: list[int],
     ) -> None:
         self.models = models
-        self.optimizers = [build_optimizer(make_optimizer, m.parameters()) for m in models]
+        self.optimizers = [
+            build_optimizer(make, m.parameters())
+            for make, m in zip(per_copy(make_optimizer, len(models)), models)
+        ]
         self.loss = loss
         self.active = [True] * len(models)
         # each copy draws its dropout masks from its own stream, saved between steps
@@ -140,6 +151,9 @@ class SequentialPopulation:
     def module(self, i: int) -> nn.Module:
         """Copy ``i`` as a plain ``nn.Module`` (for diagnostics, histograms, checkpoints)."""
         return self.models[i]
+
+    def gradients(self, i: int) -> dict[str, Tensor]:
+        return {n: p.grad for n, p in self.models[i].named_parameters() if p.grad is not None}
 
     def freeze(self, i: int) -> None:
         """Stop updating copy ``i`` (it diverged); the others go on."""
@@ -203,7 +217,7 @@ def _vmap_problem(model: nn.Module, sample: Tensor) -> str | None:
 
 def make_population(
     models: list[nn.Module],
-    make_optimizer: Callable[..., torch.optim.Optimizer],
+    make_optimizer: Callable[..., torch.optim.Optimizer] | list,
     loss: Callable[[Tensor, Tensor], Tensor],
     dropout_seeds: list[int],
     strategy: str = "auto",

@@ -158,10 +158,18 @@ class StackedMLP:
 
     def copy_values(self, i: int) -> dict[str, Tensor]:
         """Copy i's parameters in the template's own layout (detached views)."""
+        return {name: self._unstored(name, p[i].detach()) for name, p in self.params.items()}
+
+    def copy_grads(self, i: int) -> dict[str, Tensor]:
+        """Copy i's gradients of the last backward, in the template's layout (views)."""
         return {
-            name: p[i].detach().t() if name in self.transposed else p[i].detach()
+            name: self._unstored(name, p.grad[i])
             for name, p in self.params.items()
+            if p.grad is not None
         }
+
+    def _unstored(self, name: str, t: Tensor) -> Tensor:
+        return t.t() if name in self.transposed else t
 
     def load_copy(self, i: int, values: dict[str, Tensor]) -> None:
         """Set copy i's parameters from ``values`` (the template's layout)."""

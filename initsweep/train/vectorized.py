@@ -25,19 +25,19 @@ from initsweep.train.checkpoint import check_state_fits
 from initsweep.train.dropout import DropoutStreams, global_rng_as
 from initsweep.train.functional import VmapStack
 from initsweep.train.malloc import keep_freed_memory
-from initsweep.train.optim import build_optimizer
+from initsweep.train.optim import build_stacked_optimizer, per_copy
 from initsweep.train.stacked import StackedMLP, mlp_unsupported
 
 
 class _Shard:
     """A contiguous block of copies: their stack, optimizer and dropout streams."""
 
-    def __init__(self, models, make_optimizer, loss, seeds, amp: bool, compile: bool) -> None:
+    def __init__(self, models, makers, loss, seeds, amp: bool, compile: bool) -> None:
         self.engine = (
             StackedMLP(models) if mlp_unsupported(models[0]) is None else VmapStack(models)
         )
         self.params = list(self.engine.params.values())
-        self.optimizer = build_optimizer(make_optimizer, self.params)
+        self.optimizer = build_stacked_optimizer(makers, self.params)
         self.device = self.params[0].device
         self.drop = DropoutStreams(seeds, self.device)
         self.loss = loss
@@ -112,7 +112,9 @@ class VectorizedPopulation:
     stacked by hand (:mod:`~initsweep.train.stacked`), any other buffer-free model through
     ``torch.func.vmap`` (:mod:`~initsweep.train.functional`). ``amp`` turns on bf16 autocast
     for the training step on CUDA; ``compile`` wraps the step's forward and loss in
-    ``torch.compile``.
+    ``torch.compile``. ``make_optimizer`` is one partial for every copy, or one per copy
+    (copies that differ in learning rate, momentum or weight decay: a group of jobs trained
+    together, ``initsweep.job.group``).
     """
 
     strategy = "vectorized"
@@ -129,6 +131,7 @@ class VectorizedPopulation:
         compile: bool = False,
     ) -> None:
         self.template = copy.deepcopy(models[0])  # module(i) fills a copy of it
+        makers = per_copy(make_optimizer, len(models))
         device = next(models[0].parameters()).device
         if device.type == "cpu":
             keep_freed_memory()
@@ -137,7 +140,7 @@ class VectorizedPopulation:
         n = shards or (default_shards(device, len(models)) if stacked else 1)
         self.bounds = shard_bounds(len(models), n)
         self.shards = [
-            _Shard(models[a:b], make_optimizer, loss, dropout_seeds[a:b], amp, compile)
+            _Shard(models[a:b], makers[a:b], loss, dropout_seeds[a:b], amp, compile)
             for a, b in self.bounds
         ]
         self.active = [True] * len(models)
@@ -205,6 +208,11 @@ class VectorizedPopulation:
         model = copy.deepcopy(self.template)
         model.load_state_dict(shard.engine.copy_values(j))
         return model
+
+    def gradients(self, i: int) -> dict[str, Tensor]:
+        """Copy ``i``'s slices of the stacked gradients of the last step (views, no copy)."""
+        shard, j = self._locate(i)
+        return shard.engine.copy_grads(j)
 
     def state_dict(self) -> dict:
         """Weights per copy (as plain ``state_dict``s), the optimizer state stacked over all
