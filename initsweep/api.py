@@ -73,7 +73,7 @@ def initialize(
         output layer when the model does not name it (``output_layer``).
     :param rules: per-layer rules, as ``init.rules`` (``{pattern|module, scheme, params}``).
     :param hidden_bias: the rule for every other bias (``zeros``, ``constant``, ``default``).
-    :param activation: the activation that sets the default gain, if the model does not say.
+    :param activation: the activation whose gain ``gain="act"`` takes, if the model does not say.
     """
     y, prior = None, None
     if targets is not None:

@@ -43,6 +43,8 @@ BAD_CONFIG = [
     (["seeds=[1,1]"], ["seeds", "[1, 1]"]),
     (["+init.rules=[{pattern: nothing.*, scheme: zeros}]"], ["init.rules[0].pattern", "nothing"]),
     (["init=delta_orthogonal"], ["delta_orthogonal", "body.1.weight"]),
+    (["model.hidden=[16,0]"], ["model.hidden", "[16, 0]", ">= 1"]),
+    (["init=pytorch_default", "init.gain=2"], ["init.gain", "2", "takes no gain"]),
     (["trainer.device=tpu"], ["trainer.device", "tpu"]),
     (["objective=val/auc"], ["objective", "val/auc"]),
     (["bias.hidden=sometimes"], ["bias.hidden", "sometimes"]),
@@ -77,6 +79,7 @@ def test_bad_config_value_is_one_line_naming_key_and_value(make_cfg, tmp_path, o
         ("init=no_such_scheme", "init"),  # unknown group option
         ("trainer.epochs=abc", "trainer.epochs"),  # wrong type, caught by the schema
         ("init.gian=1.0", "gian"),  # a typo'd key
+        ("init.gain=acr", "init.gain"),  # a number, act or null
         ("trainer.batch_size=1.5", "trainer.batch_size"),
     ],
 )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from initsweep.data import DataBundle
+from initsweep.data import DataBundle, embedded
 from initsweep.diagnostics import expected_loss
+from initsweep.diagnostics.loss_at_init import target_summary
 from initsweep.errors import ConfigError
 from initsweep.init import initialize, list_bias_rules
 from initsweep.init.bias import BiasContext, binary_entropy, entropy, huber_optimum
@@ -79,6 +81,20 @@ def test_loss_at_init_equals_the_closed_form(task, loss, rule, closed_form):
     assert measured == pytest.approx(expected, abs=1e-5)
     # the diagnostics' expected loss (the loss of the constant prediction = output bias) agrees
     assert expected_loss(model, bundle, loss, 1.0) == pytest.approx(expected, abs=1e-5)
+
+
+def test_median_rule_is_the_conventional_median_on_diabetes():
+    # 354 training targets: torch's median() is the lower middle value, 139.0; numpy's the mean
+    # of the two middle values, 139.5: the median the rule, the data summary and a report agree on
+    bundle = embedded.diabetes()
+    y = bundle.y_train.double()
+    assert len(y) % 2 == 0 and float(y.median()) == 139.0
+    model = MLP((10,), 1, hidden=(8,))
+    ctx = BiasContext("regression", targets=bundle.y_train)
+    initialize(model, {"name": "xavier_uniform", "rules": ZERO_OUT}, {"output": "median"}, ctx, 0)
+    assert model.out.bias.item() == 139.5 == float(np.median(y.numpy()))
+    assert bundle.target_stats["median"] == 139.5
+    assert target_summary(bundle.y_train, 1.0)["median"] == 139.5  # init.json's "targets"
 
 
 def test_constant_rule_predicts_the_constant():

@@ -19,6 +19,7 @@ LAYER_KEYS = {
     "param",
     "shape",
     "scheme",
+    "gain_source",
     "weight_mean",
     "weight_std",
     "weight_min",
@@ -86,27 +87,33 @@ def test_rules_apply_in_order_and_the_assignment_records_the_numbers():
         assignment["body.3.weight"]["std"] == 0.5 and assignment["body.3.weight"]["scale"] == 2.0
     )
     assert float(model.body[3].weight.detach().std()) == pytest.approx(1.0, abs=0.25)
-    # rule 0's kaiming gain is the model activation's (relu: sqrt 2), resolved to a number
+    # rule 0's kaiming gain is He's rectifier gain sqrt 2, resolved to a number, and says why
     assert assignment["body.1.weight"]["gain"] == pytest.approx(math.sqrt(2))
+    assert assignment["body.1.weight"]["gain_source"] == "√2 = relu's (He et al. 2015)"
     assert assignment["body.1.weight"]["mode"] == "fan_out"
     assert (
         assignment["out.bias"]["scheme"] == "zeros" and assignment["out.bias"]["bias"] == "output"
     )
 
 
-def test_default_gain_follows_the_activation_and_init_nonlinearity():
+def test_kaiming_gain_is_the_rectifiers_unless_nonlinearity_act_or_a_number_says_otherwise():
     def gain_of(activation, **cfg):
         a = init(mlp(activation), **cfg)
-        return next(x["gain"] for x in a if x["param"] == "body.1.weight")
+        return next((x["gain"], x["gain_source"]) for x in a if x["param"] == "body.1.weight")
 
-    assert gain_of("tanh") == pytest.approx(5 / 3)
-    assert gain_of("relu", nonlinearity="leaky_relu", negative_slope=0.2) == pytest.approx(
-        math.sqrt(2 / 1.04)
+    # He et al. 2015 and torch's kaiming_* default (leaky_relu, a = 0): sqrt 2 on any network
+    assert gain_of("tanh") == (pytest.approx(math.sqrt(2)), "√2 = relu's (He et al. 2015)")
+    assert gain_of("relu", negative_slope=0.2) == (
+        pytest.approx(math.sqrt(2 / 1.04)),
+        "1.387 = leaky_relu(a=0.2)'s (He et al. 2015)",
     )
-    assert gain_of("relu", gain=0.7) == 0.7
-    # schemes defined by a fixed distribution keep gain 1 (LeCun, the seeds' N(0,1), Martens)
-    a = initialize(mlp("relu"), {"name": "lecun_normal"}, {}, CTX, 0)
-    assert a[0]["gain"] == 1.0
+    assert gain_of("relu", nonlinearity="tanh") == (
+        pytest.approx(5 / 3),
+        "5/3 = tanh's (init.nonlinearity)",
+    )
+    assert gain_of("tanh", gain="act") == (pytest.approx(5 / 3), "5/3 (act: tanh)")
+    assert gain_of("relu", gain=0.7) == (0.7, "0.7 (given)")
+    assert gain_of("relu", gain=2) == (2.0, "2 (given)")  # Hydra parses init.gain=2 as an int
 
 
 @pytest.mark.parametrize(
@@ -119,6 +126,14 @@ def test_default_gain_follows_the_activation_and_init_nonlinearity():
         ({"pattern": "out.weight", "scheme": "nope"}, "init.rules[0].scheme='nope'"),
         ({"pattern": "out.weight"}, "a rule is {pattern, scheme"),
         ({"pattern": "out.weight", "scheme": "orthogonal", "params": {"gain": -2.0}}, "gain=-2.0"),
+        (
+            {"pattern": "out.weight", "scheme": "orthogonal", "params": {"gain": "acr"}},
+            "init.rules[0].params.gain='acr' is invalid: must be a finite number > 0, 'act'",
+        ),
+        (
+            {"pattern": "out.weight", "scheme": "zeros", "params": {"gain": 2.0}},
+            "scheme 'zeros' takes no gain",
+        ),
         ({"pattern": "out.weight", "scheme": "zeros", "params": {"std": 1}}, "takes no parameter"),
     ],
 )
@@ -162,7 +177,9 @@ def test_layer_report_rows_follow_the_init_json_schema():
     assert [r["param"] for r in rows] == ["body.1.weight", "body.4.weight", "out.weight"]
     assert all(set(r) == LAYER_KEYS for r in rows)
     first = rows[0]
-    assert first["theory_std"] == pytest.approx(5 / 3 * math.sqrt(2 / 28))
+    # Glorot's gain 1 on a tanh net too: the row says which gain and why
+    assert first["gain_source"] == "1 (Glorot & Bengio 2010)"
+    assert first["theory_std"] == pytest.approx(math.sqrt(2 / 28))
     assert first["weight_std"] == pytest.approx(first["theory_std"], rel=0.2)
     # pre-activation of layer 1 = W x with x ~ N(0, I): std = sqrt(12) * weight std
     assert first["preact_std"] == pytest.approx(math.sqrt(12) * first["weight_std"], rel=0.2)

@@ -15,7 +15,13 @@ import torch
 from initsweep.errors import ConfigError
 from initsweep.init import initialize, list_schemes, param_generator, theoretical_moments
 from initsweep.init.bias import BiasContext
-from initsweep.init.registry import get_scheme, with_defaults
+from initsweep.init.registry import (
+    gain_reference,
+    get_scheme,
+    register_scheme,
+    scheme_params,
+    with_defaults,
+)
 from initsweep.init.weights import TRUNC_STD_2SIGMA
 from initsweep.models import MLP
 
@@ -240,3 +246,166 @@ def test_every_scheme_is_a_config_option_that_initializes_the_default_model(make
             continue
         (model,), (assignment,), _ = build_models(job_spec(cfg), bundle, "cross_entropy")
         assert {a["scheme"] for a in assignment if a["param"].endswith("weight")} == {scheme}
+
+
+# --- default gains: init.gain=null is the reference's gain, not the model activation's ----------
+
+KERAS_TRUNC = TRUNC_STD_2SIGMA  # Keras: stddev = sqrt(scale / n) / .87962566103423978, cut at 2σ
+
+
+def _keras_truncated(t, std, generator):
+    s = std / KERAS_TRUNC
+    return torch.nn.init.trunc_normal_(t, 0.0, s, -2 * s, 2 * s, generator=generator)
+
+
+# every scheme with a gain, drawn by its reference with the reference's default gain and the same
+# generator: torch.nn.init's function where it has one (gain 1; kaiming's a=0 leaky_relu: √2),
+# else Keras' definition (keras/src/initializers) written as a formula
+REFERENCES = {
+    "xavier_uniform": torch.nn.init.xavier_uniform_,
+    "xavier_normal": torch.nn.init.xavier_normal_,
+    "kaiming_uniform": torch.nn.init.kaiming_uniform_,
+    "kaiming_normal": torch.nn.init.kaiming_normal_,
+    "orthogonal": torch.nn.init.orthogonal_,
+    "uniform": torch.nn.init.uniform_,
+    "normal": torch.nn.init.normal_,
+    "identity": lambda t, generator: torch.nn.init.eye_(t),
+    # Glorot & Bengio's Eq. 1 U(±1/√n_in) is torch's Linear default; LeCun's N(0, 1/n_in)
+    "uniform_scaled": lambda t, generator: torch.nn.init.kaiming_uniform_(
+        t, a=math.sqrt(5), generator=generator
+    ),
+    "normal_scaled": lambda t, generator: torch.nn.init.kaiming_normal_(
+        t, nonlinearity="linear", generator=generator
+    ),
+    # Keras lecun_uniform: VarianceScaling(1, "fan_in", "uniform"), limit sqrt(3 scale / n)
+    "lecun_uniform": lambda t, generator: t.uniform_(
+        -math.sqrt(3 / t.shape[1]), math.sqrt(3 / t.shape[1]), generator=generator
+    ),
+    # Keras lecun_normal and VarianceScaling's defaults: (1, "fan_in", "truncated_normal")
+    "lecun_normal": lambda t, generator: _keras_truncated(t, t.shape[1] ** -0.5, generator),
+    "variance_scaling": lambda t, generator: _keras_truncated(t, t.shape[1] ** -0.5, generator),
+    # the std after the cut is std = 0.05 (Keras VarianceScaling's correction; see the scheme)
+    "truncated_normal": lambda t, generator: _keras_truncated(t, 0.05, generator),
+}
+WITH_GAIN = [s for s in list_schemes() if "gain" in scheme_params(s)]
+
+
+def _tanh_net(scheme: str):
+    """A tanh network (act gain 5/3, neither 1 nor √2) the scheme can fill; its first weight."""
+    if scheme == "delta_orthogonal":
+        model = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3), torch.nn.Flatten())
+        model.activation, model.output_layer = "tanh", None
+        return model, "0.weight"
+    if scheme == "sparse":
+        return MLP((40,), 3, hidden=(20,), activation="tanh"), "body.1.weight"
+    return MLP((30,), 3, hidden=(20,), activation="tanh"), "body.1.weight"
+
+
+def _first_weight(scheme: str, **init):
+    model, name = _tanh_net(scheme)
+    assignment = initialize(model, {"name": scheme, **init}, {}, BiasContext("multiclass"), 0)
+    entry = next(a for a in assignment if a["param"] == name)
+    return model.get_parameter(name).detach(), entry, name
+
+
+def test_every_scheme_with_a_gain_has_a_reference_and_every_reference_is_tested():
+    assert set(WITH_GAIN) == set(REFERENCES) | {"sparse", "delta_orthogonal"}
+    with pytest.raises(ValueError, match="gain_source"):  # a new scheme must say whose gain
+        register_scheme(lambda tensor, gain=1.0, *, generator=None: tensor, name="no_source")
+
+
+@pytest.mark.parametrize("scheme", sorted(REFERENCES))
+def test_default_gain_draws_exactly_what_the_reference_draws(scheme):
+    w, entry, name = _first_weight(scheme)
+    ref = torch.empty_like(w)
+    REFERENCES[scheme](ref, generator=param_generator(0, name))
+    assert torch.allclose(w, ref, rtol=1e-6, atol=1e-7)
+    if scheme.startswith("kaiming"):
+        assert entry["gain_source"] == "√2 = relu's (He et al. 2015)"
+    else:
+        assert entry["gain_source"] == f"1 ({gain_reference(scheme)})"
+
+
+def test_sparse_and_delta_orthogonal_default_gains_are_their_papers():
+    # Martens 2010: the k non-zero weights are unit Gaussians
+    w, entry, _ = _first_weight("sparse")
+    nonzero = w[w != 0].double()
+    assert entry["gain_source"] == "1 (Martens 2010)"
+    assert abs(float(nonzero.std()) - 1.0) < 6 / math.sqrt(2 * nonzero.numel())
+    # Xiao et al. 2018 / TF ConvolutionDeltaOrthogonal(gain=1): the centre tap is Q, Q^T Q = I
+    w, entry, _ = _first_weight("delta_orthogonal")
+    centre = w[:, :, 1, 1].double()
+    assert entry["gain_source"] == "1 (Xiao et al. 2018)"
+    assert torch.allclose(centre.T @ centre, torch.eye(8, dtype=torch.double), atol=1e-5)
+
+
+@pytest.mark.parametrize("scheme", WITH_GAIN)
+def test_init_gain_act_is_the_activation_gain_and_a_number_is_that_gain(scheme):
+    act, entry, _ = _first_weight(scheme, gain="act")
+    given, given_entry, _ = _first_weight(scheme, gain=5 / 3)
+    assert torch.equal(act, given)  # calculate_gain("tanh") = 5/3, the same draw
+    assert entry["gain"] == pytest.approx(5 / 3) and entry["gain_source"] == "5/3 (act: tanh)"
+    assert given_entry["gain_source"] == "5/3 (given)"
+
+
+@pytest.mark.parametrize(
+    "override, composed", [("init.gain=act", "act"), ("init.gain=2", 2), ("init.gain=null", None)]
+)
+def test_init_gain_takes_a_number_act_or_null_at_compose_time(make_cfg, override, composed):
+    assert make_cfg("init=xavier_uniform", override).init.gain == composed
+
+
+def test_a_gain_on_a_scheme_without_one_is_refused():
+    with pytest.raises(ConfigError, match="init.gain=2.0 is invalid: scheme 'pytorch_default'"):
+        _init_mlp(name="pytorch_default", gain=2.0)
+
+
+# --- zero-element tensors: a no-op with PyTorch's warning, for every scheme ----------------------
+
+ZERO_SHAPES = [(0, 5), (5, 0), (0, 0), (4, 0, 3, 3), (4, 4, 0, 3)]
+
+
+def _torch_zero_element_warning(shape) -> str:
+    with pytest.warns(UserWarning) as record:
+        torch.nn.init.kaiming_uniform_(torch.empty(shape))
+    return str(record[0].message)
+
+
+@pytest.mark.parametrize("shape", ZERO_SHAPES)
+@pytest.mark.parametrize("scheme", list_schemes())
+def test_a_zero_element_tensor_is_returned_as_it_is_with_pytorchs_warning(scheme, shape):
+    t = torch.empty(shape)
+    with pytest.warns(UserWarning) as record:
+        out = get_scheme(scheme)(t, **with_defaults(scheme, {}), generator=param_generator(0, "w"))
+    assert out is t and out.shape == shape
+    assert [str(r.message) for r in record] == [_torch_zero_element_warning(shape)]
+    assert theoretical_moments(scheme, shape, {}) is None  # no entries, no moments
+
+
+class _ZeroWidth(torch.nn.Module):
+    """4 inputs -> 0 hidden units -> 1 output: the output is its bias alone."""
+
+    activation, output_layer = "relu", "out"
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.out = torch.nn.Linear(4, 0), torch.nn.Linear(0, 1)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op")
+@pytest.mark.parametrize("scheme", list_schemes())
+def test_every_scheme_and_the_diagnostics_handle_a_zero_width_layer(scheme):
+    from initsweep.diagnostics import layer_report
+
+    model, x = _ZeroWidth(), torch.randn(8, 4)
+    bias = {"hidden": "default", "output": "mean"}
+    ctx = BiasContext("regression", targets=torch.arange(4.0))
+    assignment = initialize(model, {"name": scheme}, bias, ctx, 0, x)
+    assert torch.equal(model(x), torch.full((8, 1), 1.5))  # the mean bias, nothing else
+    rows = layer_report(model, x, torch.zeros(8), "mse", 1.0, assignment)
+    for row in rows:  # statistics of nothing are None (JSON null), not NaN or an exception
+        assert row["weight_std"] is None and row["weight_min"] is None
+        assert row["theory_std"] is None and row["dead_frac"] is None

@@ -71,6 +71,24 @@ def test_deep_mlp_is_depth_times_width_and_linear_when_asked():
         DeepMLP((64,), 10, depth=0)
 
 
+@pytest.mark.parametrize(
+    "name, override, key",
+    [
+        ("mlp", "model.hidden=[0]", "model.hidden=[0]"),
+        ("mlp", "model.hidden=[32,0,32]", "model.hidden=[32, 0, 32]"),
+        ("cnn", "model.channels=[4,0]", "model.channels=[4, 0]"),
+        ("cnn", "model.hidden=[0]", "model.hidden=[0]"),
+        ("deep_mlp", "model.width=0", "model.width=0"),
+    ],
+)
+def test_a_layer_of_zero_units_is_refused_naming_the_key(name, override, key):
+    # PyTorch builds it (its init only warns) and the output would be the last bias alone
+    shape = (1, 8, 8) if name == "cnn" else (64,)
+    with pytest.raises(ConfigError) as err:
+        make(name, shape, 10, override)
+    assert str(err.value).startswith(f"{key} is invalid") and "\n" not in str(err.value)
+
+
 def test_cnn_with_batch_norm_drops_conv_bias_and_handles_tiny_images():
     m = CNN((1, 8, 8), 10, channels=[4, 4, 4, 4, 4], batch_norm=True)
     convs = [mod for mod in m.modules() if isinstance(mod, nn.Conv2d)]

@@ -32,6 +32,30 @@ def test_probe_writes_init_json_with_layers_and_trains_nothing(make_cfg, tmp_pat
         assert layers["body.3.weight"]["dead_frac"] == 1.0  # relu(0) = 0: no unit ever fires
 
 
+@pytest.mark.parametrize(
+    "overrides, why",
+    [
+        (["init=xavier_uniform"], "1 (Glorot & Bengio 2010)"),
+        (["init=xavier_uniform", "init.gain=act"], "√2 (act: relu)"),
+        (["init=kaiming_normal", "model.activation=tanh"], "√2 = relu's (He et al. 2015)"),
+        (["init=orthogonal", "init.gain=0.5"], "0.5 (given)"),
+    ],
+)
+def test_probe_table_and_init_json_say_which_gain_and_why(
+    make_cfg, tmp_path, capsys, overrides, why
+):
+    probe(make_cfg(*overrides, "model.hidden=[16]", "seeds=[0]"))
+    table = capsys.readouterr().out
+    header = next(line for line in table.splitlines() if line.lstrip().startswith("param"))
+    assert header.split()[:4] == ["param", "shape", "scheme", "gain"]
+    assert re.search(rf"body\.1\.weight\s+16x64\s+\w+\s+{re.escape(why)}\s", table)
+    (seed,) = json.loads((tmp_path / "init.json").read_text())["seeds"]
+    assert {row["gain_source"] for row in seed["layers"]} == {why}
+    assert {a.get("gain_source") for a in seed["assignment"] if a["param"].endswith("weight")} == {
+        why
+    }
+
+
 def test_probe_bad_input_is_a_config_error(make_cfg):
     with pytest.raises(ConfigError, match="init.gain"):
         probe(make_cfg("init=xavier_uniform", "init.gain=-1"))

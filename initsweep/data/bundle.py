@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -61,9 +62,9 @@ class DataBundle:
         y = self.y_train.double()
         return {
             "mean": float(y.mean()),
-            # the lower median for an even count (torch's convention); any point between the two
-            # middle values minimises the MAE equally
-            "median": float(y.median()),
+            # numpy's median (the midpoint of the two middle values for an even count), as the
+            # median bias rule: torch's median() is the lower one
+            "median": float(np.median(y.cpu().numpy())),
             "var": float(y.var(correction=0)),
             "std": float(y.std(correction=0)),
         }

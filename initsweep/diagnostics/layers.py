@@ -2,6 +2,7 @@ r"""Per-layer diagnostics at step 0: weights against theory, signal propagation,
 
 For every weight (≥ 2 dims) of one model copy, on one fixed batch of training data:
 
+- the scheme and the gain it drew with and why (``gain_source``, e.g. ``1 (Glorot & Bengio 2010)``);
 - weight mean/std/min/max (population std) and the scheme's theoretical std;
 - pre-activation mean/std: the output of each Linear/Conv layer (forward hooks), the signal that
   vanishes or explodes with depth;
@@ -45,9 +46,15 @@ def _num(x: float | Tensor | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _rows(w: Tensor) -> Tensor:
+    """``w`` as one row per unit (its incoming weights), in float64 on the CPU; the width is
+    explicit so that a zero-element weight reshapes too."""
+    return w.detach().reshape(w.shape[0], math.prod(w.shape[1:])).double().cpu()
+
+
 def effective_rank(w: Tensor) -> float:
     """exp(H(p)), p = σ / Σσ the normalised singular values of ``w`` flattened to rows (Roy & Vetterli 2007)."""
-    s = torch.linalg.svdvals(w.detach().reshape(w.shape[0], -1).double().cpu())
+    s = torch.linalg.svdvals(_rows(w))
     if s.sum() <= 0:
         return 0.0
     p = s / s.sum()
@@ -57,7 +64,7 @@ def effective_rank(w: Tensor) -> float:
 
 def mean_cosine(w: Tensor) -> float | None:
     """Mean cosine over pairs of distinct non-zero rows (a unit's incoming weights)."""
-    rows = w.detach().reshape(w.shape[0], -1).double().cpu()
+    rows = _rows(w)
     rows = rows[rows.norm(dim=1) > 0]
     n = rows.shape[0]
     if n < 2:
@@ -67,11 +74,25 @@ def mean_cosine(w: Tensor) -> float | None:
     return float(total / (n * (n - 1)))
 
 
+def _moments(prefix: str, t: Tensor | None, extremes: bool = False) -> dict[str, float | None]:
+    """``<prefix>_mean``/``_std`` (population) and, with ``extremes``, ``_min``/``_max`` of ``t``;
+    None where ``t`` is None or has no elements (a zero-width layer)."""
+    keys = ("mean", "std", "min", "max") if extremes else ("mean", "std")
+    if t is None or t.numel() == 0:
+        return {f"{prefix}_{k}": None for k in keys}
+    t = t.double()
+    values = {"mean": t.mean(), "std": t.std(unbiased=False), "min": t.min(), "max": t.max()}
+    return {f"{prefix}_{k}": _num(values[k]) for k in keys}
+
+
 def _activation_stats(
     z: Tensor, activation: str, unit_dim: int = 1
 ) -> tuple[float | None, float | None]:
     """(dead_frac, saturated_frac) of the units fed by pre-activation ``z``; the units lie along
-    ``unit_dim`` (a conv's channels: 1; a Linear's outputs: -1, also on sequences)."""
+    ``unit_dim`` (a conv's channels: 1; a Linear's outputs: -1, also on sequences); None for a
+    layer without units."""
+    if z.numel() == 0:
+        return None, None
     if activation == "relu":
         units = z.movedim(unit_dim, 0)
         alive = (units > 0).reshape(units.shape[0], -1).any(dim=1)
@@ -144,7 +165,6 @@ def layer_report(
     rows = []
     for (name, w), g in zip(weights, grads):
         module = name.rpartition(".")[0]
-        wd = w.detach().double()
         z = preacts.get(module) if name.endswith("weight") else None
         dead, sat = (None, None)
         if z is not None and module != output:
@@ -157,13 +177,10 @@ def layer_report(
                 "param": name,
                 "shape": list(w.shape),
                 "scheme": entry.get("scheme") if entry else None,
-                "weight_mean": _num(wd.mean()),
-                "weight_std": _num(wd.std(unbiased=False)),
-                "weight_min": _num(wd.min()),
-                "weight_max": _num(wd.max()),
+                "gain_source": entry.get("gain_source") if entry else None,
+                **_moments("weight", w.detach(), extremes=True),
                 **_theory(entry, tuple(w.shape)),
-                "preact_mean": _num(z.double().mean()) if z is not None else None,
-                "preact_std": _num(z.double().std(unbiased=False)) if z is not None else None,
+                **_moments("preact", z),
                 "dead_frac": _num(dead),
                 "saturated_frac": _num(sat),
                 "grad_norm": _num(g.norm()) if g is not None else None,  # None: unused

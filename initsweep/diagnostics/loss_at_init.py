@@ -14,7 +14,7 @@ from torch import nn
 from initsweep.data import DataBundle
 from initsweep.diagnostics.layers import layer_report
 from initsweep.errors import ConfigError
-from initsweep.init.bias import best_constant_losses, huber_optimum
+from initsweep.init.bias import best_constant_losses, huber_optimum, target_median
 from initsweep.init.model import ModelFacts, model_facts
 from initsweep.train.metrics import loss_fn
 
@@ -100,7 +100,7 @@ def target_summary(y: torch.Tensor, huber_delta: float) -> dict[str, float]:
     losses = best_constant_losses(y, huber_delta)
     return {
         "mean": float(y.mean()),
-        "median": float(y.median()),
+        "median": target_median(y),
         "huber_optimum": huber_optimum(y, huber_delta),
         "huber_delta": huber_delta,
         "var": losses["mse"],

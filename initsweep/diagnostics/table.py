@@ -25,12 +25,15 @@ def _mean(values: list) -> float | None:
 
 
 def format_layers(report: dict) -> str:
-    """Per-layer table (mean over seeds; ``-`` where a value does not apply) plus the loss at init."""
+    """Per-layer table (mean over seeds; ``-`` where a value does not apply) plus the loss at init.
+
+    The gain column says which gain the scheme drew with and why (seed 0's: the same for all)."""
     seeds = report["seeds"]
-    header = ["param", "shape", "scheme", *(c[0] for c in COLUMNS)]
+    header = ["param", "shape", "scheme", "gain", *(c[0] for c in COLUMNS)]
     rows = []
     for i, layer in enumerate(seeds[0]["layers"]):
-        cells = [layer["param"], "x".join(map(str, layer["shape"])), str(layer["scheme"])]
+        shape = "x".join(map(str, layer["shape"]))
+        cells = [layer["param"], shape, str(layer["scheme"]), layer.get("gain_source") or "-"]
         for _, key, fmt in COLUMNS:
             v = _mean([s["layers"][i][key] for s in seeds])
             cells.append("-" if v is None else fmt.format(v))
@@ -46,6 +49,6 @@ def format_layers(report: dict) -> str:
     ]
     title = f"step-0 diagnostics, mean over {len(seeds)} seed(s); loss {report['loss']} ({report['task']})"
     # text columns left-aligned, numbers right-aligned
-    layers = render_table(header, rows, align="lll" + "r" * len(COLUMNS))
+    layers = render_table(header, rows, align="llll" + "r" * len(COLUMNS))
     loss_table = render_table(["seed", "expected", "measured", "excess"], loss_rows, align="rrrr")
     return f"{title}\n{layers}\n\nloss at init\n{loss_table}"

@@ -13,9 +13,9 @@ Every draw uses its own ``torch.Generator`` seeded from (seed, parameter name), 
 layer's scheme never shifts another layer's draws. Draws happen on the CPU, so a seed gives the
 same initial weights on every device.
 
-``init.gain=null`` means the scheme's reference gain: the model activation's for the fan-scaled
-families (Glorot, He, Saxe, Xiao; ``init.nonlinearity`` picks another one for He), 1 for schemes
-defined by a fixed distribution. A rule's gain is its own ``params.gain``, resolved the same way.
+``init.gain`` is a number, ``act`` (the model activation's gain) or null (the scheme's reference
+gain: 1, He's rectifier √2): :mod:`.gain`. A rule's gain is its own ``params.gain``, resolved the
+same way; the assignment records the gain drawn with and why (``gain_source``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from initsweep.errors import ConfigError
 from initsweep.init.bias import BiasContext, apply_biases
-from initsweep.init.fans import activation_gain
+from initsweep.init.gain import resolve_gain
 from initsweep.init.generators import param_generator
 from initsweep.init.lsuv import lsuv_rescale
 from initsweep.init.model import ModelFacts, model_facts
@@ -38,7 +38,6 @@ from initsweep.init.registry import (
     context_params,
     get_scheme,
     scheme_params,
-    uses_activation_gain,
     with_defaults,
 )
 from initsweep.init.sites import Site, sites
@@ -51,22 +50,23 @@ def _check_positive(key: str, value: float | None) -> None:
         raise ConfigError(f"{key}={value!r} is invalid: must be a finite number > 0")
 
 
-def _scheme_call(scheme: str, params: dict[str, Any], activation: str, key: str) -> dict:
-    """The scheme's keyword arguments, every default filled in and the gain resolved."""
+def _scheme_call(
+    scheme: str, params: dict[str, Any], activation: str, key: str
+) -> tuple[dict, dict]:
+    """The scheme's keyword arguments, every default filled in and the gain resolved, and what
+    the assignment records besides them (``gain_source``: why that gain)."""
     accepted = scheme_params(scheme)
     unknown = set(params) - set(accepted) - set(COMMON_INIT_KEYS)
     if unknown:
         raise ConfigError(
             f"{key}: scheme {scheme!r} takes no parameter {sorted(unknown)}; it takes {sorted(accepted)}"
         )
-    _check_positive(f"{key}.gain", params.get("gain"))
     kwargs = {k: v for k, v in params.items() if k in accepted and v is not None}
-    if "gain" in accepted and "gain" not in kwargs and uses_activation_gain(scheme):
-        nonlinearity = params.get("nonlinearity")
-        kwargs["gain"] = activation_gain(
-            nonlinearity or activation, params.get("negative_slope") or 0.0
-        )
-    return with_defaults(scheme, kwargs)
+    gain = resolve_gain(scheme, params, activation, f"{key}.gain")
+    if gain is None:
+        return with_defaults(scheme, kwargs), {}
+    kwargs["gain"] = gain[0]
+    return with_defaults(scheme, kwargs), {"gain_source": gain[1]}
 
 
 def _site_kwargs(scheme: str, kwargs: dict, site: Site) -> dict:
@@ -115,7 +115,7 @@ def initialize(
     if facts is None:
         facts = model_facts(model, sample=None if x_train is None else x_train[:2])
     activation = facts.activation
-    kwargs = _scheme_call(scheme, init, activation, "init")
+    kwargs, why = _scheme_call(scheme, init, activation, "init")
     # loaded weights (a pretrained torchvision body) keep their values; only explicit rules touch them
     pretrained = facts.pretrained
     assignment: dict[str, dict[str, Any]] = {name: {"scheme": "pretrained"} for name in pretrained}
@@ -140,7 +140,7 @@ def initialize(
             except ConfigError as e:
                 refused[name] = e
                 continue
-            assignment[name] = {"scheme": scheme, **used, "scale": scale}
+            assignment[name] = {"scheme": scheme, **used, **why, "scale": scale}
 
     # 2. biases
     apply_biases(model, bias, ctx, seed, assignment, facts.output_layer)
@@ -183,7 +183,7 @@ def _apply_rule(params, where, rule: dict, i: int, activation: str, seed: int, a
     rule_params = dict(rule.get("params") or {})
     scale = rule_params.pop("scale", 1.0)
     _check_positive(f"{key}.params.scale", scale)
-    kwargs = _scheme_call(scheme, rule_params, activation, f"{key}.params")
+    kwargs, why = _scheme_call(scheme, rule_params, activation, f"{key}.params")
     pattern, module = rule.get("pattern"), rule.get("module")
     matched = [
         n
@@ -197,4 +197,4 @@ def _apply_rule(params, where, rule: dict, i: int, activation: str, seed: int, a
         raise ConfigError(f"{what} matches no parameter; parameters: {names}")
     for name in matched:
         used = _draw(params[name], where[name], scheme, kwargs, scale, seed, key)
-        assignment[name] = {"scheme": scheme, **used, "scale": scale, "rule": i}
+        assignment[name] = {"scheme": scheme, **used, **why, "scale": scale, "rule": i}

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -108,10 +109,19 @@ def mean(bias: Tensor, ctx: BiasContext) -> Tensor:
     return torch.full_like(bias, float(_regression_targets("mean", ctx).mean()))
 
 
+def target_median(y: Tensor) -> float:
+    """The conventional median (``numpy.median``): for an even count, the mean of the two middle
+    values, not torch's lower one. Any point between them minimises the MAE, but the midpoint is
+    what "the median" means elsewhere (a report, another library), and under MSE or Huber the
+    lower one shifts the loss at init (diabetes' training split: 139.5, not 139.0)."""
+    return float(np.median(y.detach().double().cpu().numpy()))
+
+
 @register_bias_rule
 def median(bias: Tensor, ctx: BiasContext) -> Tensor:
-    """b = median(y): the MAE-optimal constant; loss at init mean |y − median(y)|."""
-    return torch.full_like(bias, float(_regression_targets("median", ctx).median()))
+    """b = median(y) (:func:`target_median`): the MAE-optimal constant; loss at init
+    mean |y − median(y)|."""
+    return torch.full_like(bias, target_median(_regression_targets("median", ctx)))
 
 
 def huber_optimum(y: Tensor, delta: float) -> float:
@@ -173,7 +183,7 @@ def best_constant_losses(y: Tensor, huber_delta: float = 1.0) -> dict[str, float
     )
     return {
         "mse": float(y.var(correction=0)),
-        "mae": float((y - y.median()).abs().mean()),
+        "mae": float((y - target_median(y)).abs().mean()),
         "huber": float(huber.mean()),
     }
 

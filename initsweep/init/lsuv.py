@@ -110,7 +110,9 @@ def lsuv_rescale(
     layers = {}
     for pname in targets:
         module = model.get_submodule(pname.rpartition(".")[0])
-        if isinstance(module, LSUV_LAYERS) and pname.endswith("weight"):
+        if module.get_parameter(pname.rpartition(".")[2]).numel() == 0:
+            assignment[pname]["lsuv"] = "no-op (zero-element weight)"  # Var of nothing: no scale
+        elif isinstance(module, LSUV_LAYERS) and pname.endswith("weight"):
             layers[pname] = module
         else:  # e.g. an LSTM's weight_hh: no output blob of its own; keep the orthonormal pre-init
             assignment[pname]["lsuv"] = "pre-init only (not a Linear/Conv weight)"

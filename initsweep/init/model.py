@@ -48,15 +48,15 @@ def model_facts(
     (:class:`InitModel`), else found.
 
     ``declared`` holds what the user said (``output_layer``, ``activation``). Without an
-    activation the default gain is 1, with a logged note. Without an output layer, one forward
+    activation it is linear (``init.gain=act`` is 1), with a logged note. Without an output layer, one forward
     pass on ``sample`` (a couple of inputs) finds it: :func:`find_output_layer`.
     """
     declared = declared or {}
     activation = declared.get("activation") or _activation_name(getattr(model, "activation", None))
     if activation is None:
         log.info(
-            "%s declares no activation: the default gain of the fan-scaled schemes is 1 "
-            "(declare model.activation, e.g. relu, or set init.gain)",
+            "%s declares no activation: init.gain=act is 1 (linear) "
+            "(declare model.activation, e.g. relu, or set init.gain to a number)",
             type(model).__name__,
         )
         activation = "linear"

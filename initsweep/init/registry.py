@@ -5,11 +5,13 @@ fills ``tensor`` in place and returns it. Its parameters become typed config key
 (``init.<param>``) through :func:`scheme_schema`, so adding a scheme is one decorated function and
 one ``initsweep/conf/init/<name>.yaml``. Keyword-only parameters after ``*`` (besides the
 generator) are not config keys but facts of the tensor's module the apply layer passes in
-(``groups``, ``hidden_size``: :mod:`initsweep.init.sites`). Two optional facts ride along with the registration:
+(``groups``, ``hidden_size``: :mod:`initsweep.init.sites`). Facts ride along with
+the registration:
 
-- ``activation_gain``: with ``init.gain=null`` the apply layer passes the model activation's gain
-  (the fan-scaled families whose papers define one: Glorot, He, Saxe, Xiao). Schemes defined by a
-  fixed distribution (``uniform``, ``normal``, ``sparse``, LeCun, ...) keep their own gain of 1.
+- ``gain_source`` (required of a scheme with a ``gain`` parameter): who defines the gain that
+  ``init.gain=null`` means, the function's default (1 everywhere but He's): a citation such as
+  ``"Glorot & Bengio 2010"``, or a function of the scheme's other parameters returning
+  ``(gain, why)`` (He's rectifier gain). See :mod:`initsweep.init.gain`.
 - ``moments(shape, **params) -> (mean, std)``: the theoretical mean and std of the entries, written
   independently of the sampler; the step-0 diagnostics print it next to the measured std and the
   tests check every scheme against it.
@@ -22,17 +24,20 @@ so adding either is one decorated function and one ``initsweep/conf/bias/<name>.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import types
 import typing
+import warnings
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Union
 
 from initsweep.choice import Choice, make_choice
 from initsweep.errors import ConfigError
 
 _SCHEMES: dict[str, Callable[..., Any]] = {}  # name -> in-place init function
-_ACTIVATION_GAIN: set[str] = set()  # schemes whose gain defaults to the model activation's
+# name -> who defines its default gain: a citation, or (other params) -> (gain, why)
+_GAIN_SOURCE: dict[str, str | Callable[..., tuple[float, str]]] = {}
 _MOMENTS: dict[str, Callable[..., tuple[float, float]]] = {}  # name -> theoretical (mean, std)
 _FAMILY: dict[str, str | Callable[..., str]] = {}  # name -> shape of the entries' distribution
 _CHOICES: dict[str, type[Choice]] = {}  # enum types of the schemes' Literal parameters, by name
@@ -44,6 +49,10 @@ BIAS_KEYS = {"output": "bias.output", "hidden": "bias.hidden"}  # the config key
 FAMILIES = ("uniform", "normal", "truncated", "orthogonal")
 # keys every weight scheme's config has, whatever its function takes
 COMMON_INIT_KEYS = ("name", "gain", "scale", "rules")
+ACT = "act"  # init.gain=act: the model activation's gain (initsweep.init.gain)
+# the OmegaConf type of init.gain (a typo such as init.gain=acr fails at compose time); int too,
+# because Hydra parses init.gain=2 as an int
+GainSetting = Optional[Union[float, int, Literal["act"]]]  # noqa: UP007, UP045 (OmegaConf)
 
 
 def _register(table: dict, kind: str, fn: Callable, name: str | None) -> str:
@@ -58,7 +67,7 @@ def register_scheme(
     fn: Callable | None = None,
     *,
     name: str | None = None,
-    activation_gain: bool = False,
+    gain_source: str | Callable[..., tuple[float, str]] | None = None,
     moments: Callable[..., tuple[float, float]] | None = None,
     family: str | Callable[..., str] | None = None,
 ):
@@ -69,16 +78,37 @@ def register_scheme(
     """
 
     def deco(f: Callable) -> Callable:
-        key = _register(_SCHEMES, "weight scheme", f, name)
-        if activation_gain:
-            _ACTIVATION_GAIN.add(key)
+        has_gain = "gain" in inspect.signature(f).parameters
+        if has_gain != (gain_source is not None):
+            raise ValueError(f"{f.__name__}: a scheme with a gain names its gain_source, no other")
+        wrapped = _zero_elements_no_op(f)
+        key = _register(_SCHEMES, "weight scheme", wrapped, name)
+        if gain_source is not None:
+            _GAIN_SOURCE[key] = gain_source
         if moments is not None:
             _MOMENTS[key] = moments
         if family is not None:
             _FAMILY[key] = family
-        return f
+        return wrapped
 
     return deco if fn is None else deco(fn)
+
+
+def _zero_elements_no_op(f: Callable) -> Callable:
+    """``f``, but a tensor with no elements is returned as it is, with PyTorch's warning.
+
+    ``torch.nn.init.kaiming_*_`` do so ("Initializing zero-element tensors is a no-op"); without
+    it a fan of 0 divides by zero (``xavier_*``) or trips a scheme's own checks.
+    """
+
+    @functools.wraps(f)
+    def scheme(tensor, *args, **kwargs):
+        if 0 in tensor.shape:
+            warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+            return tensor
+        return f(tensor, *args, **kwargs)
+
+    return scheme
 
 
 def register_bias_rule(
@@ -117,9 +147,9 @@ def get_bias_rule(name: str, kind: str = "output") -> Callable:
     return _BIAS_RULES[kind][name]
 
 
-def uses_activation_gain(name: str) -> bool:
-    """Does ``init.gain=null`` mean the model activation's gain for this scheme?"""
-    return name in _ACTIVATION_GAIN
+def gain_reference(name: str) -> str | Callable[..., tuple[float, str]] | None:
+    """Who defines the scheme's default gain (``gain_source``); None if it takes no gain."""
+    return _GAIN_SOURCE.get(name)
 
 
 def scheme_params(name: str) -> dict[str, inspect.Parameter]:
@@ -151,8 +181,9 @@ def with_defaults(name: str, params: dict[str, Any]) -> dict[str, Any]:
 def theoretical_moments(
     name: str, shape: tuple[int, ...], params: dict[str, Any]
 ) -> tuple[float, float] | None:
-    """The scheme's (mean, std) of the entries for ``shape``; None when it depends on data."""
-    if name not in _MOMENTS:
+    """The scheme's (mean, std) of the entries for ``shape``; None when it depends on data or
+    the shape has no entries."""
+    if name not in _MOMENTS or 0 in shape:
         return None
     context = {k: params[k] for k in context_params(name) if k in params}
     return _MOMENTS[name](tuple(shape), **with_defaults(name, params), **context)
@@ -208,7 +239,8 @@ def scheme_schema(name: str) -> type:
     """
     fields: list[tuple] = [
         ("name", str, dataclasses.field(default=name)),
-        ("gain", Optional[float], dataclasses.field(default=None)),  # noqa: UP045 (OmegaConf)  # None: the scheme's reference gain
+        # a number, "act" (the model activation's) or None (the reference's): initsweep.init.gain
+        ("gain", GainSetting, dataclasses.field(default=None)),
         ("scale", float, dataclasses.field(default=1.0)),  # multiplies the drawn tensor
         ("rules", list[Any], dataclasses.field(default_factory=list)),  # per-layer overrides
     ]

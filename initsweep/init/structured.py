@@ -27,7 +27,7 @@ def _check_blocks(scheme: str, tensor: Tensor, blocks: int) -> None:
     )
 
 
-@register_scheme(activation_gain=True, moments=_orthogonal_moments, family="orthogonal")
+@register_scheme(gain_source="Saxe et al. 2014", moments=_orthogonal_moments, family="orthogonal")
 def orthogonal_(
     tensor: Tensor,
     gain: float = 1.0,
@@ -43,6 +43,9 @@ def orthogonal_(
     ``torch.nn.init.orthogonal_``, which we call. Rows ≤ columns: orthonormal rows
     (:math:`W W^T = g^2 I`); else orthonormal columns (:math:`W^T W = g^2 I`).
 
+    Gain 1 by default, as in the paper (deep linear nets) and ``torch.nn.init.orthogonal_`` /
+    Keras ``Orthogonal``; ``init.gain=act`` takes the activation's (torch's recipe for tanh: 5/3).
+
     ``blocks`` splits the rows into equal blocks, each orthogonal on its own. ``None`` (the
     default) takes the parameter's own blocks when the init library applies it: each gate of an
     LSTM/GRU weight (4 or 3), each of q, k, v of an attention projection; 1 elsewhere.
@@ -56,7 +59,10 @@ def orthogonal_(
     return tensor
 
 
-@register_scheme(moments=lambda shape, k, gain: (0.0, gain * math.sqrt(k / fans(shape)[0])))
+@register_scheme(
+    gain_source="Martens 2010",
+    moments=lambda shape, k, gain: (0.0, gain * math.sqrt(k / fans(shape)[0])),
+)
 def sparse_(
     tensor: Tensor, k: int = 15, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -94,7 +100,7 @@ def _identity_moments(shape, gain, blocks, groups=1):
     return gain * p, gain * math.sqrt(p * (1 - p))
 
 
-@register_scheme(moments=_identity_moments)
+@register_scheme(gain_source="Le, Jaitly & Hinton 2015", moments=_identity_moments)
 def identity_(
     tensor: Tensor,
     gain: float = 1.0,
@@ -135,7 +141,7 @@ def _delta_moments(shape, gain, groups=1):
     return 0.0, gain * math.sqrt(groups / (shape[0] * math.prod(shape[2:])))
 
 
-@register_scheme(activation_gain=True, moments=_delta_moments)
+@register_scheme(gain_source="Xiao et al. 2018", moments=_delta_moments)
 def delta_orthogonal_(
     tensor: Tensor,
     gain: float = 1.0,
@@ -147,7 +153,7 @@ def delta_orthogonal_(
 
     `Dynamical isometry and a mean field theory of CNNs` - Xiao, L. et al. (2018), Algorithm 2.
     The gain multiplies Q as in the paper and TF's ``ConvolutionDeltaOrthogonal`` (``q *= gain``),
-    not its square root as the common PyTorch port does. Needs c_in ≤ c_out so that
+    not its square root as the common PyTorch port does; its default, 1, is TF's too. Needs c_in ≤ c_out so that
     :math:`Q^T Q = I` and the convolution preserves norms. A grouped conv (weight
     ``(c_out, c_in/g, *k)``) gets one orthogonal ``c_out/g × c_in/g`` matrix per group, so each
     group's convolution preserves norms (a depthwise conv: ±g per channel).

@@ -16,12 +16,16 @@ from torch import Tensor
 
 from initsweep.errors import ConfigError
 from initsweep.init.fans import FanMode, Nonlinearity, activation_gain, check_gain, fan, fans
+from initsweep.init.gain import format_gain
 from initsweep.init.registry import register_scheme
 from initsweep.init.weights import TRUNC_STD_2SIGMA
 
 _VarianceMode = Literal["fan_in", "fan_out", "fan_avg"]
 _Distribution = Literal["truncated_normal", "untruncated_normal", "normal", "uniform"]
 _DISTRIBUTIONS = typing.get_args(_Distribution)
+# who defines the gain init.gain=null means (1 for both; initsweep.init.gain)
+GLOROT = "Glorot & Bengio 2010"
+LECUN = "LeCun et al. 1998"
 
 
 def truncated_normal_std_(
@@ -42,28 +46,32 @@ def _xavier_moments(shape, gain):
     return 0.0, gain * math.sqrt(2.0 / sum(fans(shape)))
 
 
-@register_scheme(activation_gain=True, moments=_xavier_moments, family="uniform")
+@register_scheme(gain_source=GLOROT, moments=_xavier_moments, family="uniform")
 def xavier_uniform_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
     r"""Fill with :math:`\mathcal{U}(-a, a)`, :math:`a = g \sqrt{6 / (n_{in} + n_{out})}`.
 
     `Understanding the difficulty of training deep feedforward neural networks` - Glorot, X. &
-    Bengio, Y. (2010), Eq. (16). ``torch.nn.init.xavier_uniform_``; the gain is the activation's.
+    Bengio, Y. (2010), Eq. (16). ``torch.nn.init.xavier_uniform_``. The paper has no gain
+    (Keras' ``glorot_uniform`` neither, torch's defaults to 1): ``init.gain=null`` is 1, and
+    ``init.gain=act`` scales by the activation's (torch's recipe; √2 on ReLU is He's variance
+    only when n_in = n_out).
     """
     check_gain(gain)
     with torch.no_grad():
         return torch.nn.init.xavier_uniform_(tensor, gain=gain, generator=generator)
 
 
-@register_scheme(activation_gain=True, moments=_xavier_moments, family="normal")
+@register_scheme(gain_source=GLOROT, moments=_xavier_moments, family="normal")
 def xavier_normal_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
     r"""Fill with :math:`\mathcal{N}(0, \sigma^2)`, :math:`\sigma = g \sqrt{2 / (n_{in} + n_{out})}`.
 
     Glorot & Bengio (2010); untruncated, as ``torch.nn.init.xavier_normal_`` (Keras'
-    ``glorot_normal`` is truncated: ``variance_scaling`` with ``mode=fan_avg``).
+    ``glorot_normal`` is truncated: ``variance_scaling`` with ``mode=fan_avg``). Gain 1 unless
+    given (``init.gain=act``: the activation's), as :func:`xavier_uniform_`.
     """
     check_gain(gain)
     with torch.no_grad():
@@ -77,11 +85,21 @@ def kaiming_gain(gain: float | None, nonlinearity: str | None, negative_slope: f
     return activation_gain(nonlinearity or "leaky_relu", negative_slope)
 
 
+def _he_gain(nonlinearity: str | None, negative_slope: float, **_) -> tuple[float, str]:
+    r"""He's default gain and why: ``init.nonlinearity``'s if given, else the rectifier's
+    :math:`\sqrt{2/(1+a^2)}` (He et al. 2015; torch's default ``leaky_relu`` with ``a``)."""
+    gain = kaiming_gain(None, nonlinearity, negative_slope)
+    if nonlinearity:
+        return gain, f"{format_gain(gain)} = {nonlinearity}'s (init.nonlinearity)"
+    rectifier = f"leaky_relu(a={negative_slope:g})" if negative_slope else "relu"
+    return gain, f"{format_gain(gain)} = {rectifier}'s (He et al. 2015)"
+
+
 def _kaiming_moments(shape, gain, mode, nonlinearity, negative_slope):
     return 0.0, kaiming_gain(gain, nonlinearity, negative_slope) / math.sqrt(fan(shape, mode))
 
 
-@register_scheme(activation_gain=True, moments=_kaiming_moments, family="uniform")
+@register_scheme(gain_source=_he_gain, moments=_kaiming_moments, family="uniform")
 def kaiming_uniform_(
     tensor: Tensor,
     gain: float | None = None,
@@ -94,8 +112,9 @@ def kaiming_uniform_(
     r"""Fill with :math:`\mathcal{U}(-b, b)`, :math:`b = g\sqrt{3 / n_{mode}}` (std :math:`g/\sqrt{n_{mode}}`).
 
     `Delving deep into rectifiers` - He, K. et al. (2015). The gain is ``gain`` if set, else
-    ``calculate_gain(nonlinearity, negative_slope)``; through the config, ``init.gain=null`` and
-    ``init.nonlinearity=null`` mean the model's activation. Same numbers as
+    ``calculate_gain(nonlinearity, negative_slope)`` with torch's default ``leaky_relu``: the
+    paper's rectifier gain :math:`\sqrt{2/(1+a^2)}`, √2 for a = 0, whatever the model's
+    activation (``init.gain=act`` takes that one). Same numbers as
     ``torch.nn.init.kaiming_uniform_(a=negative_slope)``.
     """
     gain = kaiming_gain(gain, nonlinearity, negative_slope)
@@ -105,7 +124,7 @@ def kaiming_uniform_(
         return tensor.uniform_(-bound, bound, generator=generator)
 
 
-@register_scheme(activation_gain=True, moments=_kaiming_moments, family="normal")
+@register_scheme(gain_source=_he_gain, moments=_kaiming_moments, family="normal")
 def kaiming_normal_(
     tensor: Tensor,
     gain: float | None = None,
@@ -119,7 +138,8 @@ def kaiming_normal_(
 
     `Delving deep into rectifiers` - He, K. et al. (2015), Eq. (10) (``fan_in``, forward signal)
     and Eq. (14) (``fan_out``, backward signal); :math:`g = \sqrt{2/(1+a^2)}` for a leaky ReLU of
-    slope a. Untruncated, as ``torch.nn.init.kaiming_normal_`` (Keras' ``he_normal`` is truncated).
+    slope a, the default gain as in :func:`kaiming_uniform_`. Untruncated, as
+    ``torch.nn.init.kaiming_normal_`` (Keras' ``he_normal`` is truncated).
     """
     gain = kaiming_gain(gain, nonlinearity, negative_slope)
     check_gain(gain)
@@ -131,7 +151,7 @@ def _lecun_moments(shape, gain):
     return 0.0, gain / math.sqrt(fans(shape)[0])
 
 
-@register_scheme(moments=_lecun_moments, family="uniform")
+@register_scheme(gain_source=LECUN, moments=_lecun_moments, family="uniform")
 def lecun_uniform_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -145,7 +165,7 @@ def lecun_uniform_(
         return tensor.uniform_(-bound, bound, generator=generator)
 
 
-@register_scheme(moments=_lecun_moments, family="truncated")
+@register_scheme(gain_source=LECUN, moments=_lecun_moments, family="truncated")
 def lecun_normal_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -161,7 +181,9 @@ def lecun_normal_(
 
 
 @register_scheme(
-    moments=lambda shape, mean, std, gain: (gain * mean, gain * std), family="truncated"
+    gain_source="Keras TruncatedNormal",
+    moments=lambda shape, mean, std, gain: (gain * mean, gain * std),
+    family="truncated",
 )
 def truncated_normal_(
     tensor: Tensor,
@@ -193,7 +215,7 @@ def _vs_moments(shape, variance_scale, mode, distribution, gain):
     return 0.0, gain * math.sqrt(variance_scale / fan(shape, mode, typing.get_args(_VarianceMode)))
 
 
-@register_scheme(moments=_vs_moments, family=_vs_family)
+@register_scheme(gain_source="Keras VarianceScaling", moments=_vs_moments, family=_vs_family)
 def variance_scaling_(
     tensor: Tensor,
     variance_scale: float = 1.0,

@@ -1,8 +1,8 @@
 r"""Weight schemes defined by a fixed distribution or a framework default.
 
 Each scheme is ``name_(tensor, <parameters named as the paper names them>, *, generator=None)``
-and fills ``tensor`` in place. ``gain`` multiplies the draw; for these schemes ``init.gain=null``
-keeps the scheme as written (gain 1), unlike the fan-scaled families in :mod:`.variance`.
+and fills ``tensor`` in place. ``gain`` multiplies the draw; ``init.gain=null`` keeps the scheme as
+written (gain 1, see :mod:`.gain`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def constant_(
 
 
 @register_scheme(
+    gain_source="torch.nn.init.uniform_",
     moments=lambda shape, a, b, gain: (gain * (a + b) / 2, gain * (b - a) / 12**0.5),
     family="uniform",
 )
@@ -77,7 +78,11 @@ def uniform_(
         return tensor.uniform_(a, b, generator=generator).mul_(gain)
 
 
-@register_scheme(moments=lambda shape, mean, std, gain: (gain * mean, gain * std), family="normal")
+@register_scheme(
+    gain_source="torch.nn.init.normal_",
+    moments=lambda shape, mean, std, gain: (gain * mean, gain * std),
+    family="normal",
+)
 def normal_(
     tensor: Tensor,
     mean: float = 0.0,
@@ -99,7 +104,9 @@ def normal_(
 
 
 @register_scheme(
-    moments=lambda shape, gain: (0.0, gain / math.sqrt(3 * fans(shape)[0])), family="uniform"
+    gain_source="Glorot & Bengio 2010, Eq. 1",
+    moments=lambda shape, gain: (0.0, gain / math.sqrt(3 * fans(shape)[0])),
+    family="uniform",
 )
 def uniform_scaled_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
@@ -117,7 +124,9 @@ def uniform_scaled_(
 
 
 @register_scheme(
-    moments=lambda shape, gain: (0.0, gain / math.sqrt(fans(shape)[0])), family="normal"
+    gain_source="LeCun et al. 1998",
+    moments=lambda shape, gain: (0.0, gain / math.sqrt(fans(shape)[0])),
+    family="normal",
 )
 def normal_scaled_(
     tensor: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from initsweep.errors import invalid
-from initsweep.models.mlp import activation_module
+from initsweep.models.mlp import activation_module, check_widths
 
 
 class CNN(nn.Module):
@@ -36,6 +36,8 @@ class CNN(nn.Module):
             raise invalid(
                 "model", "cnn", f"needs images [C, H, W], the dataset gives {list(input_shape)}"
             )
+        check_widths("model.channels", channels)
+        check_widths("model.hidden", hidden)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise invalid("model.kernel_size", kernel_size, "must be odd and >= 1")
         self.activation = activation

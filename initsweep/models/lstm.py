@@ -19,7 +19,7 @@ class LSTMNet(nn.Module):
     """
 
     output_layer = "out"
-    activation = "tanh"  # the cell's nonlinearity: sets the default init gain
+    activation = "tanh"  # the cell's nonlinearity: the gain of init.gain=act
 
     def __init__(
         self,

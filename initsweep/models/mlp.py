@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from initsweep.errors import invalid
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -18,18 +20,24 @@ ACTIVATIONS = {
 
 
 def activation_module(name: str, key: str = "model.activation") -> nn.Module:
-    from initsweep.errors import ConfigError
-
     if name not in ACTIVATIONS:
-        raise ConfigError(f"{key}={name!r} is invalid: use one of {', '.join(ACTIVATIONS)}")
+        raise invalid(key, name, f"use one of {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
+
+
+def check_widths(key: str, widths: Sequence[int]) -> None:
+    """Every layer has at least one unit: a width of 0 would give zero-element weights that no
+    scheme can fill (PyTorch only warns) and a network whose output is its last bias."""
+    if any(not isinstance(w, int) or w < 1 for w in widths):
+        raise invalid(key, list(widths), "every width must be an integer >= 1")
 
 
 class MLP(nn.Module):
     """``flatten → [Linear → activation → Dropout] × len(hidden) → Linear`` (the output layer ``out``).
 
-    ``activation`` tells the init library the default gain; ``output_layer`` names the module
-    whose bias the output bias rule sets.
+    ``activation`` tells the init library the gain of ``init.gain=act`` (and which units the
+    diagnostics count as dead or saturated); ``output_layer`` names the module whose bias the
+    output bias rule sets.
     """
 
     output_layer = "out"
@@ -44,6 +52,7 @@ class MLP(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
+        check_widths("model.hidden", hidden)
         self.activation = activation
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from initsweep.errors import ConfigError, first_line, invalid
 
-# arch -> (weights enum name, activation for the default gain, head attribute path)
+# arch -> (weights enum name, activation (the gain of init.gain=act), head attribute path)
 ARCHS = {
     "resnet18": ("ResNet18_Weights", "relu", "fc"),
     "efficientnet_b0": ("EfficientNet_B0_Weights", "silu", "classifier.1"),

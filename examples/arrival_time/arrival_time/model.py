@@ -9,7 +9,7 @@ class ArrivalNet(nn.Module):
     """``[N, 1, T]`` traces → conv (a depthwise second conv) → self-attention → dense → minutes.
 
     A plain ``nn.Module`` that knows nothing of initsweep: its yaml declares the activation
-    (the default gain of the init schemes); initsweep finds the output layer (``head``).
+    (the gain of ``init.gain=act``); initsweep finds the output layer (``head``).
     """
 
     def __init__(self, channels: int = 16, heads: int = 2, hidden: int = 32) -> None:
