@@ -62,7 +62,8 @@ def installed(tmp_path_factory) -> tuple[Path, Path, dict]:
 
 def test_the_wheel_carries_the_config_tree_and_runs_from_anywhere(installed):
     bin_dir, work, env = installed
-    where = sh(bin_dir / "python", "-c", "import initsweep; print(initsweep.__file__)", cwd=work)
+    code = "import initsweep; print(initsweep.__file__)"
+    where = sh(bin_dir / "python", "-c", code, cwd=work, env=env)
     assert str(bin_dir.parent) in where.stdout and str(REPO) not in where.stdout
     quick = ["trainer.epochs=1", "trainer.progress=false"]
     sh(bin_dir / "initsweep-train", *quick, "hydra.run.dir=train", cwd=work, env=env)
