@@ -6,72 +6,232 @@ Only argument handling lives here: Hydra composes the config, the job layer
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.errors import HydraException, InstantiationException
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException, HydraException, InstantiationException
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from initsweep import job
 from initsweep.config import CONF_DIR, HYDRA_TARGETS
 from initsweep.errors import ConfigError, first_line
-from initsweep.files import unwritable
+from initsweep.files import STATUS, SUMMARY, DirBusy, lock_dir, unwritable, write_json_atomic
+from initsweep.targets import hydra_refusal, user_patterns
+
+USER_ERRORS = (ConfigError, InstantiationException, OmegaConfBaseException, HydraException)
+# what a full disk, a quota or a read-only mount raise: the environment's fault, not a bug
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def _error(line: str, code: int) -> None:
+    print(f"initsweep: error: {line}", file=sys.stderr)
+    sys.exit(code)
 
 
 class OutputDirCheck(Callback):
-    """Refuse, in one line, an output dir that cannot be written, before Hydra creates it."""
+    """Before Hydra writes anything: refuse an output dir that cannot be written, and take the
+    dir's lock (:func:`initsweep.files.lock_dir`), so a second writer stops before it touches
+    the first one's files. Both in one line. Also remembers the sweep dir, where a multirun's
+    failed jobs are listed from at the end. (Hydra pickles callbacks to launcher workers: the
+    state lives in the class.)"""
+
+    locks: list = []  # held until the run or multirun ends
+    sweep_dir: Path | None = None  # the running multirun's, for :func:`_failed_jobs`
+    started = 0.0
 
     def _check(self, key: str, value: str) -> None:
         why = unwritable(value)
         if why:
-            print(f"initsweep: error: {key}={value!r} is not writable ({why})", file=sys.stderr)
-            sys.exit(2)
+            _error(f"{key}={value!r} is not writable ({why})", 2)
+        Path(value).mkdir(parents=True, exist_ok=True)
+        try:
+            OutputDirCheck.locks.append(lock_dir(value, key))
+        except DirBusy as e:
+            _error(str(e), 2)
+
+    def _release(self) -> None:
+        while OutputDirCheck.locks:
+            lock = OutputDirCheck.locks.pop()
+            if lock is not None:
+                lock.release()
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check("hydra.run.dir", config.hydra.run.dir)
 
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._release()
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check("hydra.sweep.dir", config.hydra.sweep.dir)
+        OutputDirCheck.sweep_dir, OutputDirCheck.started = (
+            Path(config.hydra.sweep.dir),
+            time.time(),
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._release()
+
+
+class JobFailed(Exception):
+    """A job of a multirun failed (reported as it happened): the launcher runs the others."""
+
+
+def _fault(e: BaseException) -> tuple[str, int] | None:
+    """The one line and exit code of a known failure: 2 for the user's mistakes, 1 for the
+    environment's (a full disk, memory that cannot be allocated); ``None`` for anything else."""
+    if isinstance(e, USER_ERRORS):
+        return first_line(e), 2
+    if isinstance(e, OSError) and e.errno in DISK_ERRORS:
+        where = f" {e.filename}" if e.filename else ""
+        return (
+            f"cannot write{where}: {e.strerror}; free space and run the same command again "
+            "(the job resumes from its last checkpoint)",
+            1,
+        )
+    memory = ("out of memory", "not enough memory")  # torch's CUDA and CPU allocators
+    if isinstance(e, MemoryError) or (
+        isinstance(e, RuntimeError) and any(m in str(e) for m in memory)
+    ):
+        return (
+            f"out of memory ({first_line(e)[:160]}); run fewer seeds per job, a smaller "
+            "trainer.batch_size or trainer.eval_batch_size, or a smaller model",
+            1,
+        )
+    return None
+
+
+def _mark_failed(cfg: DictConfig, line: str, code: int) -> None:
+    """``status.json`` says the job failed and why, unless the dir is not this job's to mark
+    (another writer holds it, or it holds a finished job). Best effort: the disk may be full."""
+    out = Path(cfg.paths.output_dir)
+    if not out.is_dir() or (out / SUMMARY).exists():
+        return
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    status = {"status": "failed", "error": line, "exit_code": code, "overrides": overrides}
+    try:
+        write_json_atomic(out / STATUS, status)
+    except OSError:
+        pass
+
+
+def _multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _run_or_exit(cfg: DictConfig, task=job.run) -> float:
-    """User mistakes end the job with one line and exit code 2, never a traceback."""
+    """A known failure ends a single run with one line (exit 2 for the user's mistakes, 1 for
+    the environment's) and a ``status.json``, never a traceback; in a multirun the job reports
+    it and fails, and the launcher goes on with the others."""
     try:
         return task(cfg)
-    except (ConfigError, InstantiationException, OmegaConfBaseException, HydraException) as e:
-        print(f"initsweep: error: {first_line(e)}", file=sys.stderr)
-        sys.exit(2)
     except KeyboardInterrupt as e:
-        signum = e.args[0] if e.args else signal.SIGINT
-        print(
-            f"initsweep: interrupted by {signal.Signals(signum).name}; run the same command "
-            "(same output dir) to resume from the last epoch's checkpoint",
-            file=sys.stderr,
-        )
-        sys.exit(128 + signum)
+        _interrupted(e)
+    except Exception as e:
+        fault = _fault(e)
+        if fault is None:
+            raise
+        line, code = fault
+        if not isinstance(e, DirBusy):
+            _mark_failed(cfg, line, code)
+        if not _multirun():
+            _error(line, code)
+        print(f"initsweep: error: job {HydraConfig.get().job.num}: {line}", file=sys.stderr)
+        raise JobFailed(line) from None
+
+
+def _interrupted(e: KeyboardInterrupt) -> None:
+    signum = e.args[0] if e.args else signal.SIGINT
+    print(
+        f"initsweep: interrupted by {signal.Signals(signum).name}; run the same command "
+        "(same output dir) to resume from the last epoch's checkpoint",
+        file=sys.stderr,
+    )
+    sys.exit(128 + signum)
+
+
+def _failed_jobs() -> list[dict]:
+    """The failed jobs of the multirun that just ran (their ``status.json``), in job order."""
+    sweep = OutputDirCheck.sweep_dir
+    if sweep is None:
+        return []
+    failed = []
+    for path in sorted(sweep.glob(f"*/{STATUS}"), key=lambda p: p.parent.name.zfill(9)):
+        try:
+            status = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if status.get("status") == "failed" and path.stat().st_mtime >= OutputDirCheck.started:
+            failed.append({"job": path.parent.name, **status})
+    return failed
 
 
 def _terminate(signum: int, frame) -> None:
     raise KeyboardInterrupt(signum)
 
 
+def _catch_sigterm() -> None:
+    """SIGTERM ends a job like Ctrl-C: trackers finish, files stay consistent. Launchers that
+    handle it themselves (submitit requeues on its own signals) keep their handler."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _app(main) -> None:
+    """Run a Hydra app so that every known failure ends in one line, also those Hydra meets
+    outside a job (a refused ``hydra.callbacks`` target) and a multirun's failed jobs.
+
+    With ``HYDRA_FULL_ERROR`` Hydra re-raises what it would print as a traceback; composition
+    errors keep Hydra's own compact message (exit 1), anything unknown its traceback.
+    ``INITSWEEP_ALLOW_TARGETS`` may add the user's own callback classes (the config's
+    ``allow_targets`` is read after Hydra built them).
+    """
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        extra = user_patterns(None)  # INITSWEEP_ALLOW_TARGETS, checked
+        with hydra.utils.execution_whitelist(extra or None):
+            main()
+    except CompactHydraException as e:
+        print(e, file=sys.stderr)
+        if isinstance(e.__cause__, OmegaConfBaseException):
+            print(e.__cause__, file=sys.stderr)
+        sys.exit(1)
+    except ConfigError as e:
+        _error(str(e), 2)
+    except KeyboardInterrupt as e:  # a multirun's launching process
+        _interrupted(e)
+    except Exception as e:
+        refusal = hydra_refusal(e)
+        if refusal is not None:
+            _error(str(refusal), 2)
+        failed = _failed_jobs()
+        if not failed:
+            raise
+        listed = "; ".join(f"job {f['job']}: {f['error']}" for f in failed)
+        code = 2 if all(f.get("exit_code") == 2 for f in failed) else 1
+        _error(f"{len(failed)} of the jobs failed (the others ran): {listed}", code)
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="train", execution_whitelist=HYDRA_TARGETS)
 def _train(cfg: DictConfig) -> float:
+    _catch_sigterm()  # also in a launcher's worker process, which runs the job alone
     return _run_or_exit(cfg)
 
 
 def train() -> None:
     """``initsweep-train``: the Hydra app (``python -m initsweep`` does the same)."""
-    # SIGTERM ends a job like Ctrl-C: trackers finish, files stay consistent. Launchers that
-    # handle it themselves (submitit requeues on its own signals) keep their handler.
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _terminate)
-    _train()
+    _catch_sigterm()
+    _app(_train)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", execution_whitelist=HYDRA_TARGETS)
@@ -81,7 +241,7 @@ def _probe(cfg: DictConfig) -> float:
 
 def probe() -> None:
     """``initsweep-probe``: build and initialise the models, print step-0 diagnostics, no training."""
-    _probe()
+    _app(_probe)
 
 
 def report(argv: list[str] | None = None) -> None:

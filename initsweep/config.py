@@ -21,12 +21,26 @@ from initsweep.track.wandb import MODES
 from initsweep.train.metrics import LOSSES
 from initsweep.train.population import STRATEGIES
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"  # the primary config dir, shipped in the package
+CONF_DIR = (
+    Path(__file__).resolve().parent / "conf"
+)  # the primary config dir, shipped in the package
 
-# configs are code: only these packages may be _target_s (Hydra 1.4 execution allow-list)
-TARGETS = ["initsweep.*", "torch.optim.*", "torch.nn.*", "torchvision.*"]
-# what Hydra itself may build from config: our callbacks, logging handlers, sweeper/launcher parts
-HYDRA_TARGETS = [*TARGETS, "logging.*", "hydra.*", "hydra_plugins.*", "optuna.*", "submitit.*"]
+# configs are code (initsweep.targets): what a job's dataset, model and optimizer may build, by
+# full name; torch's optimizer and module classes by package. allow_targets adds the user's own.
+DATASETS = [
+    *(f"initsweep.data.embedded.{n}" for n in ("digits", "breast_cancer", "wine", "iris")),
+    *(f"initsweep.data.embedded.{n}" for n in ("diabetes", "synthetic", "adding")),
+    *(f"initsweep.data.vision.{n}" for n in ("mnist", "fashion_mnist", "cifar10", "cifar100")),
+    "initsweep.data.files.npz",
+]
+MODELS = [  # the factories and the classes they return (Hydra checks both)
+    *(f"initsweep.models.{n}" for n in ("MLP", "DeepMLP", "CNN", "LSTMNet", "TorchvisionNet")),
+    *(f"initsweep.models.{n}" for n in ("resnet18", "efficientnet_b0", "efficientnet_b1")),
+]
+TARGETS = [*DATASETS, *MODELS, "torch.optim.*", "torch.nn.*", "torchvision.models.*"]
+# what Hydra itself builds from config besides its plugins (the launchers and sweepers, which
+# it allows by their own class) and its logging handlers: our callback, nothing by package
+HYDRA_TARGETS = ["initsweep.cli.OutputDirCheck"]
 
 Strategy = make_choice("Strategy", STRATEGIES, __name__)
 OnDiverge = make_choice("OnDiverge", ON_DIVERGE, __name__)

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
 import torch
+from hydra.errors import InstantiationException
 
 from initsweep.config import TARGETS
 from initsweep.data import DataBundle
 from initsweep.data.checks import check_bundle
-from initsweep.errors import ConfigError
+from initsweep.errors import ConfigError, unknown_key
 from initsweep.files import unwritable
 from initsweep.init import BiasContext, initialize, param_generator
 from initsweep.job.spec import JobSpec
+from initsweep.targets import check_node, hydra_refusal
 from initsweep.track import FilesTracker, Trackers
 from initsweep.track.histograms import Histogrammer
 from initsweep.track.wandb import WandbTracker, job_type, study_group
@@ -26,11 +32,60 @@ from initsweep.train.population import Population, make_population
 log = logging.getLogger("initsweep")
 
 
-def build(node: dict, **kwargs):
-    """``hydra.utils.instantiate`` of a ``_target_`` node, restricted to
-    :data:`~initsweep.config.TARGETS` and logged as it goes."""
-    log.info("Instantiating <%s>", node.get("_target_"))
-    return hydra.utils.instantiate(node, _execution_whitelist_=TARGETS, **kwargs)
+def build(node, key: str = "node", targets: Sequence[str] = TARGETS):
+    """``hydra.utils.instantiate`` of a ``_target_`` node (the job's ``dataset``, ``model``,
+    ``optimizer``), logged as it goes; a ``_partial_`` node gives the partial, as in Hydra.
+
+    Only ``targets`` may be built (the job passes its spec's, ``allow_targets`` included): checked
+    by name before anything is imported, and by Hydra against the resolved objects, this list
+    alone, not the app's. A key the callable does not take (``+model.hiden=…``) fails before the
+    call, naming the closest one.
+    """
+    check_node(node, key, targets)
+    log.info("Instantiating <%s>", node["_target_"])
+    only = hydra.utils.execution_whitelist(with_definitions(tuple(targets)), reset=True)
+    try:
+        made = hydra.utils.instantiate(node, _partial_=True, _execution_whitelist_=only)
+    except InstantiationException as e:
+        refusal = hydra_refusal(e, key)
+        if refusal is None:
+            raise
+        raise refusal from None
+    check_arguments(made, key)
+    return made if node.get("_partial_") else made()
+
+
+@functools.cache
+def with_definitions(targets: tuple[str, ...]) -> tuple[str, ...]:
+    """``targets`` plus, for each full name, the name of what it names where it is defined.
+
+    Hydra checks a partial's call and a callable result (a model) by where they are defined:
+    ``initsweep.models.MLP`` is ``initsweep.models.mlp.MLP``.
+    """
+    defined = []
+    for target in targets:
+        module, _, name = target.rpartition(".")
+        if name == "*":
+            continue
+        try:
+            obj = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):  # Hydra's own error names what is missing
+            continue
+        defined.append(f"{obj.__module__}.{obj.__qualname__}")
+    return tuple(dict.fromkeys([*targets, *defined]))
+
+
+def check_arguments(made: functools.partial, key: str) -> None:
+    """Every key of the node is a parameter of its callable (unless it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(made.func).parameters
+    except (TypeError, ValueError):  # no signature to check against: the call will tell
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for name, value in made.keywords.items():
+        if name not in params:
+            raise unknown_key(f"{key}.{name}", value, params)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -69,7 +124,7 @@ def set_determinism(on: bool) -> None:
 
 def build_data(spec: JobSpec) -> tuple[DataBundle, str]:
     """The dataset, checked, and the loss the job trains with."""
-    bundle = build(spec.dataset)
+    bundle = build(spec.dataset, "dataset", spec.targets)
     check_bundle(bundle, spec.trainer.batch_size)
     if spec.objective not in METRIC_KEYS[bundle.task]:
         allowed = ", ".join(sorted(METRIC_KEYS[bundle.task]))
@@ -82,7 +137,7 @@ def build_data(spec: JobSpec) -> tuple[DataBundle, str]:
 
 def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, list]:
     """One initialised model per seed (drawn on the CPU) and each one's init assignment."""
-    make_model = build(spec.model)
+    make_model = build(spec.model, "model", spec.targets)
     ctx = BiasContext(
         bundle.task,
         bundle.class_prior,
@@ -107,7 +162,7 @@ def build_population(
     t = spec.trainer
     return make_population(
         [m.to(device) for m in models],
-        build(spec.optimizer),
+        build(spec.optimizer, "optimizer", spec.targets),
         loss_fn(loss, t.huber_delta),
         dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in spec.seeds],
         strategy=str(strategy or t.strategy),

@@ -10,7 +10,7 @@ import logging
 
 from initsweep.diagnostics import step0_report
 from initsweep.diagnostics.table import format_layers
-from initsweep.files import INIT, write_json_atomic
+from initsweep.files import INIT, dir_lock, write_json_atomic
 from initsweep.job.build import (
     build_data,
     build_models,
@@ -39,6 +39,12 @@ def run_job(spec: JobSpec) -> float:
         return done
     device = resolve_device(t.device)
     check_writable(out)
+    with dir_lock(out):  # a second writer of this job dir stops here, in one line
+        return _train(spec, device)
+
+
+def _train(spec: JobSpec, device) -> float:
+    out, t = spec.output_dir, spec.trainer
     set_determinism(t.deterministic)
 
     # --- data, models, init
