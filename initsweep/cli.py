@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import errno
 import json
+import multiprocessing
 import os
+import re
 import signal
 import sys
 import time
@@ -87,24 +89,33 @@ class JobFailed(Exception):
     """A job of a multirun failed (reported as it happened): the launcher runs the others."""
 
 
-def _fault(e: BaseException) -> tuple[str, int] | None:
+def _chain(e: BaseException):
+    """``e`` and the exceptions it was raised from or during (torch's zip writer, for one,
+    raises its own error while a full disk's ``OSError`` is being handled)."""
+    while e is not None:
+        yield e
+        e = e.__cause__ or e.__context__
+
+
+def _fault(e: BaseException, out: str) -> tuple[str, int] | None:
     """The one line and exit code of a known failure: 2 for the user's mistakes, 1 for the
     environment's (a full disk, memory that cannot be allocated); ``None`` for anything else."""
     if isinstance(e, USER_ERRORS):
         return first_line(e), 2
-    if isinstance(e, OSError) and e.errno in DISK_ERRORS:
-        where = f" {e.filename}" if e.filename else ""
-        return (
-            f"cannot write{where}: {e.strerror}; free space and run the same command again "
-            "(the job resumes from its last checkpoint)",
-            1,
-        )
-    memory = ("out of memory", "not enough memory")  # torch's CUDA and CPU allocators
+    for cause in _chain(e):
+        if isinstance(cause, OSError) and cause.errno in DISK_ERRORS:
+            return (
+                f"cannot write {cause.filename or out}: {cause.strerror}; free space and run "
+                "the same command again (the job resumes from its last checkpoint)",
+                1,
+            )
+    memory = ("out of memory", "not enough memory", "can't allocate memory")  # torch's allocators
     if isinstance(e, MemoryError) or (
         isinstance(e, RuntimeError) and any(m in str(e) for m in memory)
     ):
+        why = re.sub(r"^\[enforce fail[^\]]*\]\s*(err == 0\.\s*)?", "", first_line(e))
         return (
-            f"out of memory ({first_line(e)[:160]}); run fewer seeds per job, a smaller "
+            f"out of memory ({why[:160]}); run fewer seeds per job, a smaller "
             "trainer.batch_size or trainer.eval_batch_size, or a smaller model",
             1,
         )
@@ -138,7 +149,7 @@ def _run_or_exit(cfg: DictConfig, task=job.run) -> float:
     except KeyboardInterrupt as e:
         _interrupted(e)
     except Exception as e:
-        fault = _fault(e)
+        fault = _fault(e, cfg.paths.output_dir)
         if fault is None:
             raise
         line, code = fault
@@ -157,6 +168,11 @@ def _interrupted(e: KeyboardInterrupt) -> None:
         "(same output dir) to resume from the last epoch's checkpoint",
         file=sys.stderr,
     )
+    if multiprocessing.current_process().name.startswith("LokyProcess"):
+        # a joblib worker: its job has recorded itself; end the process, which the launching
+        # process waits for (joblib would keep an idle worker alive)
+        sys.stderr.flush()
+        os._exit(128 + signum)
     sys.exit(128 + signum)
 
 
@@ -176,7 +192,41 @@ def _failed_jobs() -> list[dict]:
     return failed
 
 
+def _launcher_workers() -> list[int]:
+    """The joblib launcher's worker processes: this process's children named ``LokyProcess``
+    (Linux; elsewhere none are found)."""
+    workers = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == os.getpid() and b"LokyProcess" in (proc / "cmdline").read_bytes():
+                workers.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return workers
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _terminate(signum: int, frame) -> None:
+    """SIGTERM: stop like Ctrl-C, once (a second one must not cut the clean-up short). A
+    multirun's launching process first hands it to its joblib workers and waits for them,
+    which joblib would otherwise kill at once: each job then records itself interrupted."""
+    signal.signal(signum, signal.SIG_IGN)
+    workers = _launcher_workers()
+    for pid in workers:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 60
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     raise KeyboardInterrupt(signum)
 
 

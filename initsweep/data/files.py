@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from initsweep.data.bundle import TASKS, DataBundle
+from initsweep.data.checks import check_labels
 from initsweep.data.transforms import finish
 from initsweep.errors import ConfigError, invalid
 
@@ -29,13 +30,8 @@ def npz(
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"dataset.path={path!r}: no such file; give a .npz with arrays x and y")
-    with np.load(file) as arrays:
-        if not {"x", "y"} <= set(arrays.files):
-            raise ConfigError(
-                f"dataset.path={path!r} holds {arrays.files}; it needs arrays x and y"
-            )
-        x = torch.as_tensor(arrays["x"], dtype=torch.float32)
-        y = torch.as_tensor(arrays["y"])
+    x, y = _arrays(path, file)
+    check_labels(file.stem, task, y)
     y = y.float() if task == "regression" else y.long()
     classes = int(y.max()) + 1 if task == "multiclass" else None
     return finish(
@@ -51,3 +47,39 @@ def npz(
         one_vs_rest=one_vs_rest,
         standardize_x=standardize,
     )
+
+
+def _arrays(path: str, file: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` and ``y`` of the file: numeric, one target per sample. Nothing is unpickled."""
+    try:
+        with np.load(file, allow_pickle=False) as arrays:
+            if not {"x", "y"} <= set(arrays.files):
+                raise ConfigError(
+                    f"dataset.path={path!r} holds {arrays.files}; it needs arrays x and y"
+                )
+            x, y = arrays["x"], arrays["y"]
+    except ConfigError:
+        raise
+    except ValueError as e:  # an object array (it would need unpickling), or not an .npz
+        why = (
+            "an array holds Python objects (dtype=object), which would need unpickling"
+            if "Object arrays" in str(e)
+            else "it is not an .npz file"
+        )
+        raise ConfigError(
+            f"dataset.path={path!r} cannot be read: {why}; save numeric arrays x and y with "
+            "numpy.savez"
+        ) from None
+    except (OSError, EOFError) as e:
+        raise ConfigError(f"dataset.path={path!r} is not a readable .npz ({e})") from None
+    for name, a in (("x", x), ("y", y)):
+        if a.dtype.kind not in "biuf":
+            raise ConfigError(
+                f"dataset.path={path!r}: array {name} has dtype {a.dtype}; it must be numeric"
+            )
+    if y.ndim != 1 or len(x) != len(y):
+        raise ConfigError(
+            f"dataset.path={path!r}: x has shape {list(x.shape)} and y {list(y.shape)}; y must "
+            "hold one target per sample of x (shape [N] for N samples)"
+        )
+    return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)

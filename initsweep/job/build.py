@@ -149,10 +149,41 @@ def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, li
     for seed in spec.seeds:
         units = output_units(bundle.num_outputs, loss)
         model = make_model(input_shape=bundle.input_shape, out_features=units)
+        if not models:
+            check_memory(model, len(spec.seeds), resolve_device(spec.trainer.device))
         # x_train: data-dependent schemes (LSUV) calibrate on a batch of it
         assignments.append(initialize(model, spec.init, spec.bias, ctx, seed, bundle.x_train))
         models.append(model)
     return models, assignments
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes that can be allocated now on ``device`` (``None`` where the OS does not say)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:  # Linux: MemAvailable counts reclaimable caches too
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(model: torch.nn.Module, copies: int, device: torch.device) -> None:
+    """Refuse, before allocating them, copies that cannot fit: the models (built on the CPU),
+    and on the device their weights, a stacked copy and the gradients. A lower bound (optimizer
+    state and activations come on top), so a job that fits is never refused."""
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    cpu = torch.device("cpu")
+    for where, need in [(cpu, copies * size), (device, 3 * copies * size)]:
+        free = free_memory(where)
+        if free is not None and need > free:
+            raise ConfigError(
+                f"seeds: {copies} copies of this model ({size / 2**20:.0f} MiB of parameters "
+                f"each) need at least {need / 2**30:.1f} GiB on {where} but {free / 2**30:.1f} GiB "
+                "are free; run fewer seeds per job (split them over a multirun, e.g. -m "
+                "'seeds=[0,1,2],[3,4,5]') or a smaller model"
+            )
 
 
 def build_population(

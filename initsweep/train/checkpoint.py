@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from initsweep.errors import ConfigError
+from initsweep.errors import ConfigError, first_line
 from initsweep.files import CHECKPOINT, SUMMARY, atomic_open
 from initsweep.train.loop import CopyState
 
@@ -56,11 +57,28 @@ class Checkpoint:
 
 
 def load_checkpoint(output_dir: str | Path) -> dict[str, Any] | None:
-    """The job's last checkpoint (tensors on the CPU), or ``None`` if it has none."""
+    """The job's last checkpoint (tensors on the CPU), or ``None`` if it has none.
+
+    A file that does not load (truncated, or holding objects the weights-only loader refuses:
+    initsweep never writes those) is refused in one line naming it; it is never loaded unsafely.
+    """
     path = Path(output_dir) / CHECKPOINT
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        why = "it holds objects other than tensors and plain containers: not initsweep's"
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        why = f"it is damaged or truncated ({first_line(e)[:120]})"
+    else:
+        if isinstance(ckpt, dict) and {"epoch", "step", "population", "copies"} <= set(ckpt):
+            return ckpt
+        why = "it is not an initsweep checkpoint"
+    raise ConfigError(
+        f"checkpoint {path} cannot be resumed from: {why}; delete it to train this job from "
+        "the start"
+    )
 
 
 def resume(
@@ -110,10 +128,15 @@ def finished_objective(
     path = Path(output_dir) / SUMMARY
     if not path.exists():
         return None
-    summary = json.loads(path.read_text())
-    check_same_config(summary.get("config", {}), config, path, volatile)
-    value = summary["objective"]["value"]
-    return math.nan if value is None else float(value)
+    try:
+        summary = json.loads(path.read_text())
+        saved, value = summary.get("config", {}), summary["objective"]["value"]
+        value = math.nan if value is None else float(value)  # null: NaN (summary.json has no NaN)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        log.warning("%s is unreadable (%s): the job runs again", path, first_line(e)[:120])
+        return None
+    check_same_config(saved, config, path, volatile)
+    return value
 
 
 def check_same_config(
