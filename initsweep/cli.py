@@ -29,6 +29,7 @@ from initsweep import job
 from initsweep.config import CONF_DIR, HYDRA_TARGETS
 from initsweep.errors import ConfigError, first_line
 from initsweep.files import STATUS, SUMMARY, DirBusy, lock_dir, unwritable, write_json_atomic
+from initsweep.job.spec import check_name
 from initsweep.targets import hydra_refusal, user_patterns
 
 USER_ERRORS = (ConfigError, InstantiationException, OmegaConfBaseException, HydraException)
@@ -68,13 +69,23 @@ class OutputDirCheck(Callback):
             if lock is not None:
                 lock.release()
 
+    def _check_names(self, config: DictConfig) -> None:
+        try:  # a search opens outputs/optuna/<study name>.db before any job
+            check_name("name", config.name)
+            if config.get("search") is not None:
+                check_name("search.study_name", config.search.study_name)
+        except ConfigError as e:
+            _error(str(e), 2)
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check_names(config)
         self._check("hydra.run.dir", config.hydra.run.dir)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._release()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check_names(config)
         self._check("hydra.sweep.dir", config.hydra.sweep.dir)
         OutputDirCheck.sweep_dir, OutputDirCheck.started = (
             Path(config.hydra.sweep.dir),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,20 +62,35 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """``obj`` as indented JSON at ``path``, atomically."""
+    """``obj`` as indented JSON at ``path``, atomically. JSON has no NaN or infinity (``jq`` and
+    JavaScript refuse Python's ``NaN``): a number that is not finite is written ``null``."""
     with atomic_open(path) as f:
-        json.dump(obj, f, indent=2, default=str)
+        json.dump(finite(obj), f, indent=2, default=str, allow_nan=False)
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every float that is not finite replaced by ``None``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Records of a JSONL file; a torn last line (a killed writer) is skipped."""
+    """Records of a JSONL file; a torn last line (a killed writer) and a line that is not a
+    JSON object (another program's) are skipped."""
     records = []
     with open(path) as f:
         for line in f:
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(record, dict):
+                records.append(record)
     return records
 
 

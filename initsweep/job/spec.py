@@ -128,6 +128,19 @@ def check_keys(cfg: DictConfig) -> None:
                 raise unknown_key(f"{group}.{key}", node[key], known)
 
 
+def check_name(key: str, value: object) -> None:
+    """``name`` (and ``search.study_name``) name files, such as the study's database
+    ``outputs/optuna/<name>-gain.db``: a plain name, which cannot point outside the outputs."""
+    ok = isinstance(value, str) and value not in ("", ".", "..")
+    _check(
+        ok and not any(c in value for c in "/\\\0"),
+        key,
+        value,
+        "a study name is a plain name, without / or \\ (it names files, such as the study's "
+        "database outputs/optuna/<name>.db)",
+    )
+
+
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:
     if not ok:
         raise invalid(key, value, allowed)
@@ -135,6 +148,7 @@ def _check(ok: bool, key: str, value: object, allowed: str) -> None:
 
 def validate(spec: JobSpec) -> None:
     """Range and relation checks (types and enum values were checked at compose time)."""
+    check_name("name", spec.name)
     for key in ("dataset", "model", "optimizer"):
         node = getattr(spec, key)
         _check(
