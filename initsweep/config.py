@@ -61,6 +61,9 @@ class TrainerConfig:
     huber_delta: float = 1.0
     eval_batch_size: int = 4096
     strategy: Strategy = Strategy.auto  # how the seeds' copies train
+    # CPU: the stacked copies are split into this many blocks, each stepped by a single-thread
+    # worker; null: one per torch thread (so it follows the launcher). The numbers depend on it
+    shards: Optional[int] = None  # noqa: UP045 (OmegaConf)
     amp: bool = True  # CUDA only: bf16 autocast of the training step (the CPU trains in fp32)
     compile: bool = False  # torch.compile the stacked step (measured slower on the 2-core CPU)
     progress: bool = True

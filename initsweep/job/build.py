@@ -187,9 +187,16 @@ def check_memory(model: torch.nn.Module, copies: int, device: torch.device) -> N
 
 
 def build_population(
-    spec: JobSpec, models: list, loss: str, device: torch.device, strategy: str | None = None
+    spec: JobSpec,
+    models: list,
+    loss: str,
+    device: torch.device,
+    strategy: str | None = None,
+    shards: int | None = None,
 ) -> Population:
-    """The seeds' copies on ``device``: one stacked population where the model allows it."""
+    """The seeds' copies on ``device``: one stacked population where the model allows it,
+    split into ``shards`` blocks on the CPU (``None``: ``trainer.shards``, else one per
+    thread)."""
     t = spec.trainer
     return make_population(
         [m.to(device) for m in models],
@@ -199,6 +206,7 @@ def build_population(
         strategy=str(strategy or t.strategy),
         amp=t.amp,
         compile=t.compile,
+        shards=shards or t.shards,
     )
 
 

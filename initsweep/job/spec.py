@@ -166,6 +166,8 @@ def validate(spec: JobSpec) -> None:
     _check(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "must be >= 1")
     _check(t.log_every >= 1, "trainer.log_every", t.log_every, "must be >= 1")
     _check(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, "must be >= 1")
+    ok = t.shards is None or t.shards >= 1
+    _check(ok, "trainer.shards", t.shards, "must be >= 1, or null (one per CPU thread)")
     # the data order's generator is seeded with data_seed * 100003 + epoch, a 64-bit number
     bound = 2**47
     _check(

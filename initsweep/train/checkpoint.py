@@ -37,9 +37,12 @@ class Checkpoint:
     never a half-written file.
     """
 
-    def __init__(self, output_dir: str | Path, config: dict[str, Any]) -> None:
+    def __init__(
+        self, output_dir: str | Path, config: dict[str, Any], layout: dict | None = None
+    ) -> None:
         self.path = Path(output_dir) / CHECKPOINT
         self.config = config
+        self.layout = layout or {}  # how the copies were split (shards): a resume keeps it
 
     def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None:
         state = {
@@ -51,6 +54,7 @@ class Checkpoint:
                 for c in copies
             ],
             "config": self.config,
+            "layout": self.layout,
         }
         with atomic_open(self.path, "wb") as f:
             torch.save(state, f)
@@ -81,22 +85,23 @@ def load_checkpoint(output_dir: str | Path) -> dict[str, Any] | None:
     )
 
 
-def resume(
-    output_dir: str | Path,
-    config: dict[str, Any],
-    pop,
-    copies,
-    volatile: Sequence[str] = (),
-) -> tuple[int, int]:
-    """Continue from the job's checkpoint if it has one: ``(start_epoch, step)`` for ``fit``.
-
-    Without a checkpoint this is a fresh start, ``(1, 0)``. Either way the job's ``*.jsonl``
-    files lose the records the run will log again. Call it before the trackers open them.
-    The checkpoint must have been written by the same config, ``volatile`` keys aside.
-    """
+def previous_checkpoint(
+    output_dir: str | Path, config: dict[str, Any], volatile: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """The job's checkpoint, if it has one; it must have been written by the same config,
+    ``volatile`` keys aside."""
     ckpt = load_checkpoint(output_dir)
     if ckpt is not None:
         check_same_config(ckpt["config"], config, Path(output_dir) / CHECKPOINT, volatile)
+    return ckpt
+
+
+def resume(output_dir: str | Path, ckpt: dict[str, Any] | None, pop, copies) -> tuple[int, int]:
+    """Continue from ``ckpt`` (:func:`previous_checkpoint`): ``(start_epoch, step)`` for ``fit``.
+
+    Without a checkpoint this is a fresh start, ``(1, 0)``. Either way the job's ``*.jsonl``
+    files lose the records the run will log again. Call it before the trackers open them.
+    """
     truncate_logs(output_dir, ckpt["step"] if ckpt else -1)
     if ckpt is None:
         return 1, 0

@@ -40,6 +40,7 @@ class Population(Protocol):
     """
 
     strategy: str
+    n_shards: int  # blocks of copies stepped side by side (CPU); the numbers depend on it
 
     def __len__(self) -> int: ...
 
@@ -72,6 +73,7 @@ class SequentialPopulation:
     """The copies as plain ``nn.Module``s with one optimizer each."""
 
     strategy = "sequential"
+    n_shards = 1
 
     def __init__(
         self,
@@ -196,15 +198,23 @@ def make_population(
     *,
     amp: bool = False,
     compile: bool = False,
+    shards: int | None = None,
 ):
     """The population for ``trainer.strategy``: ``auto`` stacks what it can and falls back to
-    sequential with one logged reason; ``vectorized`` refuses a model it cannot stack."""
+    sequential with one logged reason; ``vectorized`` refuses a model it cannot stack.
+    ``shards``: the stacked population's blocks (``None``: one per CPU thread)."""
     if strategy != "sequential":
         device = next(models[0].parameters()).device
         reason = vectorize_unsupported(models[0], device, explicit=strategy == "vectorized")
         if reason is None:
             return VectorizedPopulation(
-                models, make_optimizer, loss, dropout_seeds, amp=amp, compile=compile
+                models,
+                make_optimizer,
+                loss,
+                dropout_seeds,
+                shards=shards,
+                amp=amp,
+                compile=compile,
             )
         if strategy == "vectorized":
             raise invalid("trainer.strategy", strategy, f"{reason}; use auto or sequential")
