@@ -228,3 +228,36 @@ def test_the_package_patterns_left_are_torchs_classes():
         "torchvision.models.*",
     ]
     assert sys.modules["initsweep.config"].HYDRA_TARGETS == ["initsweep.cli.OutputDirCheck"]
+
+
+@pytest.mark.slow
+def test_the_environment_variable_allows_a_users_own_callback(tmp_path):
+    pkg = tmp_path / "project" / "my_project"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "callbacks.py").write_text(
+        "from pathlib import Path\n"
+        "from hydra.experimental.callback import Callback\n\n"
+        "class Marker(Callback):\n"
+        "    def __init__(self, path):\n"
+        "        self.path = path\n\n"
+        "    def on_run_start(self, config, **kwargs):\n"
+        "        Path(self.path).write_text('ran')\n"
+    )
+    marker = tmp_path / "marker"
+    args = [
+        *QUICK,
+        "+hydra.callbacks.mine._target_=my_project.callbacks.Marker",
+        f"+hydra.callbacks.mine.path={marker}",
+    ]
+    env = {
+        "PYTHONPATH": os.pathsep.join(
+            [str(tmp_path / "project"), os.environ.get("PYTHONPATH", "")]
+        )
+    }
+    refused = run_cli(*args, f"hydra.run.dir={tmp_path}/a", env=env)
+    _refused_in_one_line(refused, "hydra.callbacks.mine._target_", "my_project.callbacks.Marker")
+    assert not marker.exists()
+    allowed = run_cli(*args, f"hydra.run.dir={tmp_path}/b", env={**env, ENV: "my_project.*"})
+    assert allowed.returncode == 0, allowed.stderr
+    assert marker.read_text() == "ran"
