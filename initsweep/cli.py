@@ -6,12 +6,7 @@ Only argument handling lives here: Hydra composes the config, the job layer
 
 from __future__ import annotations
 
-import errno
-import json
-import multiprocessing
 import os
-import re
-import signal
 import sys
 import time
 from pathlib import Path
@@ -19,7 +14,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException, HydraException, InstantiationException
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -27,14 +22,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from initsweep import job
 from initsweep.config import CONF_DIR, HYDRA_TARGETS
-from initsweep.errors import ConfigError, first_line
-from initsweep.files import STATUS, SUMMARY, DirBusy, lock_dir, unwritable, write_json_atomic
+from initsweep.errors import ConfigError
+from initsweep.faults import classify, failed_jobs, mark_failed
+from initsweep.files import DirBusy, lock_dir, unwritable
+from initsweep.interrupt import catch_sigterm, exit_interrupted
 from initsweep.job.spec import check_name
 from initsweep.targets import hydra_refusal, user_patterns
-
-USER_ERRORS = (ConfigError, InstantiationException, OmegaConfBaseException, HydraException)
-# what a full disk, a quota or a read-only mount raise: the environment's fault, not a bug
-DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 
 
 def _error(line: str, code: int) -> None:
@@ -50,7 +43,7 @@ class OutputDirCheck(Callback):
     state lives in the class.)"""
 
     locks: list = []  # held until the run or multirun ends
-    sweep_dir: Path | None = None  # the running multirun's, for :func:`_failed_jobs`
+    sweep_dir: Path | None = None  # the running multirun's, to list its failed jobs
     started = 0.0
 
     def _check(self, key: str, value: str) -> None:
@@ -100,152 +93,30 @@ class JobFailed(Exception):
     """A job of a multirun failed (reported as it happened): the launcher runs the others."""
 
 
-def _chain(e: BaseException):
-    """``e`` and the exceptions it was raised from or during (torch's zip writer, for one,
-    raises its own error while a full disk's ``OSError`` is being handled)."""
-    while e is not None:
-        yield e
-        e = e.__cause__ or e.__context__
-
-
-def _fault(e: BaseException, out: str) -> tuple[str, int] | None:
-    """The one line and exit code of a known failure: 2 for the user's mistakes, 1 for the
-    environment's (a full disk, memory that cannot be allocated); ``None`` for anything else."""
-    if isinstance(e, USER_ERRORS):
-        return first_line(e), 2
-    for cause in _chain(e):
-        if isinstance(cause, OSError) and cause.errno in DISK_ERRORS:
-            return (
-                f"cannot write {cause.filename or out}: {cause.strerror}; free space and run "
-                "the same command again (the job resumes from its last checkpoint)",
-                1,
-            )
-    memory = ("out of memory", "not enough memory", "can't allocate memory")  # torch's allocators
-    if isinstance(e, MemoryError) or (
-        isinstance(e, RuntimeError) and any(m in str(e) for m in memory)
-    ):
-        why = re.sub(r"^\[enforce fail[^\]]*\]\s*(err == 0\.\s*)?", "", first_line(e))
-        return (
-            f"out of memory ({why[:160]}); run fewer seeds per job, a smaller "
-            "trainer.batch_size or trainer.eval_batch_size, or a smaller model",
-            1,
-        )
-    return None
-
-
-def _mark_failed(cfg: DictConfig, line: str, code: int) -> None:
-    """``status.json`` says the job failed and why, unless the dir is not this job's to mark
-    (another writer holds it, or it holds a finished job). Best effort: the disk may be full."""
-    out = Path(cfg.paths.output_dir)
-    if not out.is_dir() or (out / SUMMARY).exists():
-        return
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    status = {"status": "failed", "error": line, "exit_code": code, "overrides": overrides}
-    try:
-        write_json_atomic(out / STATUS, status)
-    except OSError:
-        pass
-
-
 def _multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _run_or_exit(cfg: DictConfig, task=job.run) -> float:
-    """A known failure ends a single run with one line (exit 2 for the user's mistakes, 1 for
-    the environment's) and a ``status.json``, never a traceback; in a multirun the job reports
-    it and fails, and the launcher goes on with the others."""
+    """A known failure (:func:`initsweep.faults.classify`) ends a single run with one line and
+    a ``status.json``, never a traceback; in a multirun the job reports it and fails, and the
+    launcher goes on with the others."""
     try:
         return task(cfg)
     except KeyboardInterrupt as e:
-        _interrupted(e)
+        exit_interrupted(e)
     except Exception as e:
-        fault = _fault(e, cfg.paths.output_dir)
+        fault = classify(e, cfg.paths.output_dir)
         if fault is None:
             raise
         line, code = fault
-        if not isinstance(e, DirBusy):
-            _mark_failed(cfg, line, code)
+        if not isinstance(e, DirBusy):  # another writer's dir is not this job's to mark
+            overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+            mark_failed(cfg.paths.output_dir, line, code, overrides)
         if not _multirun():
             _error(line, code)
         print(f"initsweep: error: job {HydraConfig.get().job.num}: {line}", file=sys.stderr)
         raise JobFailed(line) from None
-
-
-def _interrupted(e: KeyboardInterrupt) -> None:
-    signum = e.args[0] if e.args else signal.SIGINT
-    print(
-        f"initsweep: interrupted by {signal.Signals(signum).name}; run the same command "
-        "(same output dir) to resume from the last epoch's checkpoint",
-        file=sys.stderr,
-    )
-    if multiprocessing.current_process().name.startswith("LokyProcess"):
-        # a joblib worker: its job has recorded itself; end the process, which the launching
-        # process waits for (joblib would keep an idle worker alive)
-        sys.stderr.flush()
-        os._exit(128 + signum)
-    sys.exit(128 + signum)
-
-
-def _failed_jobs() -> list[dict]:
-    """The failed jobs of the multirun that just ran (their ``status.json``), in job order."""
-    sweep = OutputDirCheck.sweep_dir
-    if sweep is None:
-        return []
-    failed = []
-    for path in sorted(sweep.glob(f"*/{STATUS}"), key=lambda p: p.parent.name.zfill(9)):
-        try:
-            status = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if status.get("status") == "failed" and path.stat().st_mtime >= OutputDirCheck.started:
-            failed.append({"job": path.parent.name, **status})
-    return failed
-
-
-def _launcher_workers() -> list[int]:
-    """The joblib launcher's worker processes: this process's children named ``LokyProcess``
-    (Linux; elsewhere none are found)."""
-    workers = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == os.getpid() and b"LokyProcess" in (proc / "cmdline").read_bytes():
-                workers.append(int(proc.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return workers
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _terminate(signum: int, frame) -> None:
-    """SIGTERM: stop like Ctrl-C, once (a second one must not cut the clean-up short). A
-    multirun's launching process first hands it to its joblib workers and waits for them,
-    which joblib would otherwise kill at once: each job then records itself interrupted."""
-    signal.signal(signum, signal.SIG_IGN)
-    workers = _launcher_workers()
-    for pid in workers:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 60
-    while any(map(_running, workers)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    raise KeyboardInterrupt(signum)
-
-
-def _catch_sigterm() -> None:
-    """SIGTERM ends a job like Ctrl-C: trackers finish, files stay consistent. Launchers that
-    handle it themselves (submitit requeues on its own signals) keep their handler."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _terminate)
 
 
 def _app(main) -> None:
@@ -270,12 +141,13 @@ def _app(main) -> None:
     except ConfigError as e:
         _error(str(e), 2)
     except KeyboardInterrupt as e:  # a multirun's launching process
-        _interrupted(e)
+        exit_interrupted(e)
     except Exception as e:
         refusal = hydra_refusal(e)
         if refusal is not None:
             _error(str(refusal), 2)
-        failed = _failed_jobs()
+        sweep = OutputDirCheck.sweep_dir
+        failed = failed_jobs(sweep, OutputDirCheck.started) if sweep else []
         if not failed:
             raise
         listed = "; ".join(f"job {f['job']}: {f['error']}" for f in failed)
@@ -285,13 +157,13 @@ def _app(main) -> None:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", execution_whitelist=HYDRA_TARGETS)
 def _train(cfg: DictConfig) -> float:
-    _catch_sigterm()  # also in a launcher's worker process, which runs the job alone
+    catch_sigterm()  # also in a launcher's worker process, which runs the job alone
     return _run_or_exit(cfg)
 
 
 def train() -> None:
     """``initsweep-train``: the Hydra app (``python -m initsweep`` does the same)."""
-    _catch_sigterm()
+    catch_sigterm()
     _app(_train)
 
 
