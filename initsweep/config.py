@@ -21,9 +21,8 @@ from initsweep.track.wandb import MODES
 from initsweep.train.metrics import LOSSES
 from initsweep.train.population import STRATEGIES
 
-CONF_DIR = (
-    Path(__file__).resolve().parent / "conf"
-)  # the primary config dir, shipped in the package
+# the primary config dir, shipped in the package
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 # configs are code (initsweep.targets): what a job's dataset, model and optimizer may build, by
 # full name; torch's optimizer and module classes by package. allow_targets adds the user's own.
