@@ -17,6 +17,7 @@ from initsweep.errors import ConfigError
 from initsweep.files import LOCK, lock_dir
 from initsweep.job import run
 from tests.conftest import REPO, run_cli
+from tests.test_config_safety import _Payload
 
 QUICK = ["trainer.epochs=1", "trainer.progress=false", "dataset.limit=200"]
 
@@ -36,8 +37,7 @@ def _slow_job(out: Path) -> subprocess.Popen:
         + ["model.hidden=[512,512]", "trainer.progress=false", f"hydra.run.dir={out}"],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -331,18 +331,6 @@ def test_a_crafted_checkpoint_is_refused_in_initsweeps_words(make_cfg, tmp_path)
     assert "holds objects other than tensors and plain containers" in message
     assert "weights_only" not in message and "unsafe" not in message.lower()
     assert not marker.exists()
-
-
-class _Payload:
-    """Unpickling this creates ``marker``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-
-        return (os.system, (f"touch {self.marker}",))
 
 
 def test_a_corrupt_summary_does_not_stop_a_rerun(make_cfg, tmp_path):
