@@ -21,14 +21,30 @@ from initsweep.track.wandb import MODES
 from initsweep.train.metrics import LOSSES
 from initsweep.train.population import STRATEGIES
 
-CONF_DIR = (
-    Path(__file__).resolve().parent / "conf"
-)  # the primary config dir, shipped in the package
+# the primary config dir, shipped in the package
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
-# configs are code: only these packages may be _target_s (Hydra 1.4 execution allow-list)
-TARGETS = ["initsweep.*", "torch.optim.*", "torch.nn.*", "torchvision.*"]
-# what Hydra itself may build from config: our callbacks, logging handlers, sweeper/launcher parts
-HYDRA_TARGETS = [*TARGETS, "logging.*", "hydra.*", "hydra_plugins.*", "optuna.*", "submitit.*"]
+# configs are code (initsweep.targets): what a job's dataset, model and optimizer may build, by
+# full name; torch's optimizer and module classes by package. allow_targets adds the user's own.
+DATASETS = [
+    *(f"initsweep.data.embedded.{n}" for n in ("digits", "breast_cancer", "wine", "iris")),
+    *(f"initsweep.data.embedded.{n}" for n in ("diabetes", "synthetic", "adding")),
+    *(f"initsweep.data.vision.{n}" for n in ("mnist", "fashion_mnist", "cifar10", "cifar100")),
+    "initsweep.data.files.load",
+    "initsweep.data.files.torch_dataset",
+    # a torch Dataset through dataset=torch_dataset: torchvision's own sets and tensor transforms
+    *(f"torchvision.datasets.{n}" for n in ("FakeData", "MNIST", "FashionMNIST", "CIFAR10")),
+    *(f"torchvision.datasets.{n}" for n in ("CIFAR100", "ImageFolder")),
+    *(f"torchvision.transforms.{n}" for n in ("ToTensor", "Normalize", "Compose")),
+]
+MODELS = [  # the factories and the classes they return (Hydra checks both)
+    *(f"initsweep.models.{n}" for n in ("MLP", "DeepMLP", "CNN", "LSTMNet", "TorchvisionNet")),
+    *(f"initsweep.models.{n}" for n in ("resnet18", "efficientnet_b0", "efficientnet_b1")),
+]
+TARGETS = [*DATASETS, *MODELS, "torch.optim.*", "torch.nn.*", "torchvision.models.*"]
+# what Hydra itself builds from config besides its plugins (the launchers and sweepers, which
+# it allows by their own class) and its logging handlers: our callback, nothing by package
+HYDRA_TARGETS = ["initsweep.cli.OutputDirCheck"]
 
 Strategy = make_choice("Strategy", STRATEGIES, __name__)
 OnDiverge = make_choice("OnDiverge", ON_DIVERGE, __name__)
@@ -49,6 +65,9 @@ class TrainerConfig:
     huber_delta: float = 1.0
     eval_batch_size: int = 4096
     strategy: Strategy = Strategy.auto  # how the seeds' copies train
+    # CPU: the stacked copies are split into this many blocks, each stepped by a single-thread
+    # worker; null: one per torch thread (so it follows the launcher). The numbers depend on it
+    shards: Optional[int] = None  # noqa: UP045 (OmegaConf)
     amp: bool = True  # CUDA only: bf16 autocast of the training step (the CPU trains in fp32)
     compile: bool = False  # torch.compile the stacked step (measured slower on the 2-core CPU)
     progress: bool = True

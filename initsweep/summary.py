@@ -93,6 +93,31 @@ def make_summary(
     return summary
 
 
+def from_json(summary: dict) -> dict:
+    """``summary.json`` as read back, with NaN again where it holds ``null`` for a number that
+    was not finite (JSON has none): the objective's value, the aggregate, each seed's metrics."""
+
+    def nan(v: Any) -> Any:
+        return math.nan if v is None else v
+
+    s = dict(summary)
+    if isinstance(s.get("objective"), dict):
+        s["objective"] = {**s["objective"], "value": nan(s["objective"].get("value"))}
+    if isinstance(s.get("aggregate"), dict):
+        s["aggregate"] = {
+            k: {**v, "mean": nan(v.get("mean")), "std": nan(v.get("std"))}
+            for k, v in s["aggregate"].items()
+            if isinstance(v, dict)
+        }
+    if isinstance(s.get("seeds"), list):
+        s["seeds"] = [
+            {**seed, "metrics": {k: nan(v) for k, v in (seed.get("metrics") or {}).items()}}
+            for seed in s["seeds"]
+            if isinstance(seed, dict)
+        ]
+    return s
+
+
 def format_table(agg: dict[str, dict[str, float]], title: str = "") -> str:
     """A small fixed-width table: metric | mean ± std | n."""
     rows = [(k, f"{v['mean']:.4f} ± {v['std']:.4f}", str(v["n"])) for k, v in agg.items()]

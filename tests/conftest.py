@@ -32,9 +32,12 @@ def make_cfg(tmp_path):
     return _make
 
 
-def run_cli(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m initsweep ARGS`` as a user would, capturing its output."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+def run_cli(
+    *args: str, cwd: Path = REPO, timeout: int = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``python -m initsweep ARGS`` as a user would (``env`` added to the environment),
+    capturing its output."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "initsweep", *args],
         cwd=cwd,

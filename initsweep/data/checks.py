@@ -14,8 +14,42 @@ def _first_bad(t: Tensor) -> int | None:
     return int(bad.nonzero()[0]) if bad is not None and bad.any() else None
 
 
+def check_labels(name: str, task: str, y: Tensor, num_classes: int | None = None) -> None:
+    """Class targets a loss can use: ids in ``0..C-1`` (multiclass), 0/1 (binary).
+
+    A binary task given three classes trains with a negative loss; a label outside ``0..C-1``
+    fails deep in the loss, or not at all. Both are refused here, naming a sample.
+    """
+    if task == "regression" or len(y) == 0:
+        return
+    if y.is_floating_point() and not bool((y == y.round()).all()):
+        i = int((y != y.round()).nonzero()[0])
+        raise ConfigError(
+            f"dataset {name}: the {task} targets hold {float(y[i])} (sample {i}), not a class "
+            "id; use dataset.task=regression, or integer class ids"
+        )
+    if task == "binary":
+        values = sorted({int(v) for v in y.unique().tolist()})
+        if not set(values) <= {0, 1}:
+            raise ConfigError(
+                f"dataset.task='binary' is invalid for {name}: its targets take {len(values)} "
+                f"values ({', '.join(map(str, values[:6]))}); a binary task needs 0/1 targets: "
+                "use dataset.task=multiclass, or dataset.one_vs_rest=<class>"
+            )
+        return
+    bad = (y < 0) | (y >= num_classes) if num_classes else y < 0
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        where = f"outside 0..{num_classes - 1}" if num_classes else "negative"
+        raise ConfigError(
+            f"dataset {name}: label {int(y[i])} (sample {i}) is {where}; class ids must run "
+            "from 0 to the number of classes - 1"
+        )
+
+
 def check_bundle(bundle: DataBundle, batch_size: int) -> None:
-    """Finite features and targets, a target that varies, at least one full batch of training."""
+    """Finite features and targets, class ids a loss can use, a target that varies, at least
+    one full batch of training."""
     for split in ("x_train", "y_train", "x_val", "y_val"):
         data = getattr(bundle, split)
         if not isinstance(data, Tensor):  # streamed inputs are not read up front
@@ -26,6 +60,8 @@ def check_bundle(bundle: DataBundle, batch_size: int) -> None:
                 f"dataset {bundle.name}: {split} holds NaN or inf (first at sample {i}); "
                 "clean or drop those samples"
             )
+    for split in ("y_train", "y_val"):
+        check_labels(bundle.name, bundle.task, getattr(bundle, split), bundle.num_classes)
     if bundle.task == "regression" and bool((bundle.y_train == bundle.y_train[0]).all()):
         raise ConfigError(
             f"dataset {bundle.name}: the regression target is constant "

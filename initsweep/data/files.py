@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from initsweep.data.bundle import TASKS, DataBundle
+from initsweep.data.checks import check_labels
 from initsweep.data.stream import Samples, read_targets
 from initsweep.data.transforms import finish
 from initsweep.errors import ConfigError, first_line, invalid
@@ -36,17 +37,12 @@ def infer_task(y: Tensor, key: str = "dataset.task") -> str:
     return "binary" if set(values.tolist()) <= {0.0, 1.0} else "multiclass"
 
 
-def _labels(y: Tensor, task: str, where: str) -> tuple[Tensor, int | None]:
-    """Targets in the task's form, and the class count; one line for what does not fit."""
+def _labels(y: Tensor, task: str, name: str) -> tuple[Tensor, int | None]:
+    """Targets in the task's form and the class count (:func:`check_labels` refuses the rest)."""
+    check_labels(name, task, y)
     if task == "regression":
         return y.float(), None
-    y_d = y.double()
-    if not torch.equal(y_d, y_d.round()) or (y_d < 0).any():
-        raise ConfigError(f"{where}: a {task} task needs class ids 0..C-1; the targets are not")
-    classes = int(y_d.max()) + 1
-    if task == "binary" and classes > 2:
-        raise ConfigError(f"{where}: a binary task needs targets 0/1; they go up to {classes - 1}")
-    return y.long(), classes if task == "multiclass" else None
+    return y.long(), int(y.max()) + 1 if task == "multiclass" else None
 
 
 def load(
@@ -71,13 +67,15 @@ def load(
         raise ConfigError(f"dataset.path={path!r}: no such file")
     reader = {".npz": _npz, ".pt": _pt, ".csv": _table, ".parquet": _table}[file.suffix]
     x, y = reader(file, features, target)
-    where = f"dataset.path={path!r}"
-    if len(x) != len(y):
-        raise ConfigError(f"{where}: x has {len(x)} rows but y has {len(y)}")
+    if y.dim() != 1 or len(x) != len(y):
+        raise ConfigError(
+            f"dataset.path={path!r}: x has shape {list(x.shape)} and y {list(y.shape)}; y must "
+            "hold one target per sample of x (shape [N] for N samples)"
+        )
     if task != "auto" and task not in TASKS:
         raise invalid("dataset.task", task, f"use auto or one of {', '.join(TASKS)}")
     task = infer_task(y) if task == "auto" else task
-    y, classes = _labels(y, task, where)
+    y, classes = _labels(y, task, file.stem)
     return finish(
         file.stem,
         task,
@@ -95,20 +93,32 @@ def load(
 
 def _numeric(a, what: str, where: str) -> Tensor:
     array = np.asarray(a)
-    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise ConfigError(f"{where}: {what} has dtype {array.dtype}; give numbers")
+    if array.dtype.kind not in "biuf":
+        raise ConfigError(f"{where}: array {what} has dtype {array.dtype}; it must be numeric")
     return torch.as_tensor(array)
 
 
 def _npz(file: Path, features, target) -> tuple[Tensor, Tensor]:
+    """Arrays ``x`` and ``y``; nothing is unpickled (an object array is refused)."""
     where = f"dataset.path={str(file)!r}"
-    with np.load(file, allow_pickle=False) as arrays:
-        if not {"x", "y"} <= set(arrays.files):
-            raise ConfigError(f"{where} holds {arrays.files}; it needs arrays x and y")
-        try:
+    try:
+        with np.load(file, allow_pickle=False) as arrays:
+            if not {"x", "y"} <= set(arrays.files):
+                raise ConfigError(f"{where} holds {arrays.files}; it needs arrays x and y")
             x, y = arrays["x"], arrays["y"]
-        except ValueError as e:  # object arrays need pickle, which a data file must not run
-            raise ConfigError(f"{where}: {first_line(e)}; save plain numeric arrays") from None
+    except ConfigError:
+        raise
+    except ValueError as e:  # an object array (it would need unpickling), or not an .npz
+        why = (
+            "an array holds Python objects (dtype=object), which would need unpickling"
+            if "Object arrays" in str(e)
+            else "it is not an .npz file"
+        )
+        raise ConfigError(
+            f"{where} cannot be read: {why}; save numeric arrays x and y with numpy.savez"
+        ) from None
+    except (OSError, EOFError) as e:
+        raise ConfigError(f"{where} is not a readable .npz ({e})") from None
     return _numeric(x, "x", where), _numeric(y, "y", where)
 
 
@@ -193,10 +203,10 @@ def torch_dataset(
         inputs = {k: s.to("cpu") for k, s in inputs.items()}
     name = type(train).__name__
     task = infer_task(targets["train"]) if task == "auto" else task
-    y, classes = _labels(targets["train"], task, f"dataset {name}")
+    y, classes = _labels(targets["train"], task, name)
     val_pair = None
     if "val" in sets:
-        y_val, _ = _labels(targets["val"], task, f"dataset {name} (val)")
+        y_val, _ = _labels(targets["val"], task, f"{name} (val)")
         val_pair, val_fraction = (inputs["val"], y_val), None
     return finish(
         name,

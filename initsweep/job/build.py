@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hydra
 import torch
+from hydra.errors import InstantiationException
 from torch import Tensor, nn
 
 from initsweep.config import TARGETS
 from initsweep.data import DataBundle
 from initsweep.data.checks import check_bundle
-from initsweep.errors import ConfigError, first_line
+from initsweep.errors import ConfigError, first_line, invalid, unknown_key
 from initsweep.files import unwritable
 from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, param_generator
 from initsweep.job.spec import JobSpec
+from initsweep.targets import check_node, hydra_refusal
 from initsweep.track import FilesTracker, Trackers
 from initsweep.track.base import Tracker
 from initsweep.track.histograms import Histogrammer
@@ -32,11 +35,60 @@ from initsweep.train.population import Population, make_population
 log = logging.getLogger("initsweep")
 
 
-def build(node: dict, **kwargs):
-    """``hydra.utils.instantiate`` of a ``_target_`` node, restricted to
-    :data:`~initsweep.config.TARGETS` and logged as it goes."""
-    log.info("Instantiating <%s>", node.get("_target_"))
-    return hydra.utils.instantiate(node, _execution_whitelist_=TARGETS, **kwargs)
+def build(node, key: str = "node", targets: Sequence[str] = TARGETS):
+    """``hydra.utils.instantiate`` of a ``_target_`` node (the job's ``dataset``, ``model``,
+    ``optimizer``), logged as it goes; a ``_partial_`` node gives the partial, as in Hydra.
+
+    Only ``targets`` may be built (the job passes its spec's, ``allow_targets`` included): checked
+    by name before anything is imported, and by Hydra against the resolved objects, this list
+    alone, not the app's. A key the callable does not take (``+model.hiden=…``) fails before the
+    call, naming the closest one.
+    """
+    check_node(node, key, targets)
+    log.info("Instantiating <%s>", node["_target_"])
+    only = hydra.utils.execution_whitelist(with_definitions(tuple(targets)), reset=True)
+    try:
+        made = hydra.utils.instantiate(node, _partial_=True, _execution_whitelist_=only)
+    except InstantiationException as e:
+        refusal = hydra_refusal(e, key)
+        if refusal is None:
+            raise
+        raise refusal from None
+    check_arguments(made, key)
+    return made if node.get("_partial_") else made()
+
+
+@functools.cache
+def with_definitions(targets: tuple[str, ...]) -> tuple[str, ...]:
+    """``targets`` plus, for each full name, the name of what it names where it is defined.
+
+    Hydra checks a partial's call and a callable result (a model) by where they are defined:
+    ``initsweep.models.MLP`` is ``initsweep.models.mlp.MLP``.
+    """
+    defined = []
+    for target in targets:
+        module, _, name = target.rpartition(".")
+        if name == "*":
+            continue
+        try:
+            obj = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):  # Hydra's own error names what is missing
+            continue
+        defined.append(f"{obj.__module__}.{obj.__qualname__}")
+    return tuple(dict.fromkeys([*targets, *defined]))
+
+
+def check_arguments(made: functools.partial, key: str) -> None:
+    """Every key of the node is a parameter of its callable (unless it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(made.func).parameters
+    except (TypeError, ValueError):  # no signature to check against: the call will tell
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for name, value in made.keywords.items():
+        if name not in params:
+            raise unknown_key(f"{key}.{name}", value, params)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,7 +127,7 @@ def set_determinism(on: bool) -> None:
 
 def build_data(spec: JobSpec) -> tuple[DataBundle, str]:
     """The dataset, checked, and the loss the job trains with."""
-    bundle = build(spec.dataset)
+    bundle = build(spec.dataset, "dataset", spec.targets)
     check_bundle(bundle, spec.trainer.batch_size)
     if spec.objective not in METRIC_KEYS[bundle.task]:
         allowed = ", ".join(sorted(METRIC_KEYS[bundle.task]))
@@ -93,18 +145,23 @@ DECLARED_KEYS = ("output_layer", "activation")
 SIZE_KEYS = ("input_shape", "out_features")
 
 
-def model_factory(node: dict) -> tuple[Callable[..., nn.Module], dict]:
+def model_factory(
+    node: dict, targets: Sequence[str] = TARGETS
+) -> tuple[Callable[..., nn.Module], dict]:
     """The model's constructor (a partial of its ``_target_``) and what its yaml declares."""
-    made = build(node)
-    if not isinstance(made, functools.partial):
+    if not node.get("_partial_"):
         raise ConfigError(
             f"model._target_={node.get('_target_')!r}: the model yaml needs `_partial_: true` "
             "(the job builds one model per seed)"
         )
-    kw = dict(made.keywords)
-    declared = {k: kw[k] for k in DECLARED_KEYS if k in kw}
+    check_node(node, "model", targets)  # every _target_ of it, the declared keys' too
+    declared = {k: node[k] for k in DECLARED_KEYS if k in node}
+    for key, value in declared.items():
+        if not isinstance(value, str):
+            raise invalid(f"model.{key}", value, "give a name (an activation, a layer's name)")
+    made = build({k: v for k, v in node.items() if k not in DECLARED_KEYS}, "model", targets)
     takes = _accepted(made.func)
-    kw = {k: v for k, v in kw.items() if k not in DECLARED_KEYS or takes(k)}
+    kw = {**made.keywords, **{k: v for k, v in declared.items() if takes(k)}}
     return functools.partial(made.func, *made.args, **kw), declared
 
 
@@ -123,7 +180,7 @@ def _accepted(fn) -> Callable[[str], bool]:
 def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, list, ModelFacts]:
     """One initialised model per seed (drawn on the CPU), each one's init assignment, and what
     the models are (activation, output layer: declared in the yaml, or found on the first)."""
-    make_model, declared = model_factory(spec.model)
+    make_model, declared = model_factory(spec.model, spec.targets)
     units = output_units(bundle.num_outputs, loss)
     takes = _accepted(make_model.func)
     sizes = dict(zip(SIZE_KEYS, (bundle.input_shape, units)))
@@ -140,6 +197,7 @@ def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, li
     for seed in spec.seeds:
         model = make_model(**sizes)
         if facts is None:
+            check_memory(model, len(spec.seeds), resolve_device(spec.trainer.device))
             check_outputs(model, sample, units, bundle.task, loss)
             facts = model_facts(model, declared, sample)
         # x_train: data-dependent schemes (LSUV) calibrate on a batch of it
@@ -170,6 +228,35 @@ def check_outputs(model: nn.Module, sample: Tensor, units: int, task: str, loss:
         )
 
 
+def free_memory(device: torch.device) -> int | None:
+    """Bytes that can be allocated now on ``device`` (``None`` where the OS does not say)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:  # Linux: MemAvailable counts reclaimable caches too
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(model: torch.nn.Module, copies: int, device: torch.device) -> None:
+    """Refuse, before allocating them, copies that cannot fit: the models (built on the CPU),
+    and on the device their weights, a stacked copy and the gradients. A lower bound (optimizer
+    state and activations come on top), so a job that fits is never refused."""
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    cpu = torch.device("cpu")
+    for where, need in [(cpu, copies * size), (device, 3 * copies * size)]:
+        free = free_memory(where)
+        if free is not None and need > free:
+            raise ConfigError(
+                f"seeds: {copies} copies of this model ({size / 2**20:.0f} MiB of parameters "
+                f"each) need at least {need / 2**30:.1f} GiB on {where} but {free / 2**30:.1f} GiB "
+                "are free; run fewer seeds per job (split them over a multirun, e.g. -m "
+                "'seeds=[0,1,2],[3,4,5]') or a smaller model"
+            )
+
+
 def build_population(
     spec: JobSpec,
     models: list,
@@ -177,19 +264,22 @@ def build_population(
     device: torch.device,
     strategy: str | None = None,
     sample: Tensor | None = None,
+    shards: int | None = None,
 ) -> Population:
     """The seeds' copies on ``device``: one stacked population where the model allows it
-    (``sample``, a couple of inputs on ``device``, tries a stacked forward)."""
+    (``sample``, a couple of inputs on ``device``, tries a stacked forward), split into
+    ``shards`` blocks on the CPU (``None``: ``trainer.shards``, else one per thread)."""
     t = spec.trainer
     return make_population(
         [m.to(device) for m in models],
-        build(spec.optimizer),
+        build(spec.optimizer, "optimizer", spec.targets),
         loss_fn(loss, t.huber_delta),
         dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in spec.seeds],
         strategy=str(strategy or t.strategy),
         amp=t.amp,
         compile=t.compile,
         sample=sample,
+        shards=shards or t.shards,
     )
 
 

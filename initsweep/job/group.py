@@ -16,10 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from contextlib import ExitStack
 from pathlib import Path
+
+import torch
 
 from initsweep.diagnostics import step0_report
 from initsweep.errors import ConfigError
+from initsweep.files import dir_lock
 from initsweep.init import param_generator
 from initsweep.job.build import (
     build,
@@ -32,11 +36,16 @@ from initsweep.job.build import (
     set_determinism,
 )
 from initsweep.job.spec import JobSpec
-from initsweep.job.task import run_job
+from initsweep.job.task import run_job, summary_extra
 from initsweep.search import Pruned, trial_hooks
 from initsweep.summary import format_table, make_summary, objective_value
 from initsweep.track import Trackers
-from initsweep.train.checkpoint import Checkpoint, finished_objective, load_checkpoint, resume
+from initsweep.train.checkpoint import (
+    Checkpoint,
+    finished_objective,
+    previous_checkpoint,
+    resume,
+)
 from initsweep.train.loop import CopyState, fit
 from initsweep.train.metrics import loss_fn
 from initsweep.train.optim import PER_COPY
@@ -147,10 +156,12 @@ class GroupHooks:
     """After each epoch: each live job's pruning hook on its own copies (a pruned job's copies
     stop: frozen, no more records), then the group's checkpoint, which remembers them."""
 
-    def __init__(self, where: Path, config: dict, jobs: list[list], spans, tracker) -> None:
+    def __init__(
+        self, where: Path, config: dict, layout: dict, jobs: list[list], spans, tracker
+    ) -> None:
         self.jobs, self.spans, self.tracker = jobs, spans, tracker
         self.pruned: dict[int, Pruned] = {}
-        self.checkpoint = Checkpoint(where, config, extra=self._state)
+        self.checkpoint = Checkpoint(where, config, layout, extra=self._state)
 
     def _state(self) -> dict:
         return {"pruned": {str(j): p.epoch for j, p in self.pruned.items()}}
@@ -199,8 +210,11 @@ def run_group(specs: list[JobSpec]) -> list[float | BaseException]:
     if len(pending) == 1:
         results[pending[0]] = _alone(specs[pending[0]])
     if len(pending) > 1:
-        for i, value in zip(pending, _train_together([specs[i] for i in pending])):
-            results[i] = value
+        with ExitStack() as locks:  # a second writer of any of these dirs stops in one line
+            for i in pending:
+                locks.enter_context(dir_lock(specs[i].output_dir))
+            for i, value in zip(pending, _train_together([specs[i] for i in pending])):
+                results[i] = value
     return results
 
 
@@ -241,23 +255,27 @@ def _train_together(specs: list[JobSpec]) -> list[float | BaseException]:
         spans.append((start, start + len(spec.seeds)))
     copies = [CopyState(s, job=j) for j, spec in enumerate(jobs) for s in spec.seeds]
     bundle = bundle.to(device)
+    where = group_dir(jobs)
+    config = {"jobs": {str(j): spec.config for j, spec in enumerate(jobs)}}
+    volatile = [f"jobs.{j}.{v}" for j, spec in enumerate(jobs) for v in spec.volatile]
+    ckpt = previous_checkpoint(where, config, volatile)
+    recorded = (ckpt or {}).get("layout", {}).get("shards")
     pop = make_population(
         [m.to(device) for k in live for m in built[k][0]],
-        [build(spec.optimizer) for spec in jobs for _ in spec.seeds],
+        [build(spec.optimizer, "optimizer", spec.targets) for spec in jobs for _ in spec.seeds],
         loss_fn(loss, t.huber_delta),
         dropout_seeds=[param_generator(c.seed, "dropout").initial_seed() for c in copies],
         strategy=str(t.strategy),
         amp=t.amp,
         compile=t.compile,
         sample=bundle.x_train[:2].to(device),
+        shards=t.shards or recorded,
     )
+    layout = {"shards": pop.n_shards, "threads": torch.get_num_threads()}
     loop_cfg = loop_config(first, loss)
-    where = group_dir(jobs)
     where.mkdir(parents=True, exist_ok=True)
-    config = {"jobs": {str(j): spec.config for j, spec in enumerate(jobs)}}
-    volatile = [f"jobs.{j}.{v}" for j, spec in enumerate(jobs) for v in spec.volatile]
     logs = [spec.output_dir for spec in jobs]
-    start_epoch, step = resume(where, config, pop, copies, volatile, log_dirs=logs)
+    start_epoch, step = resume(where, ckpt, pop, copies, log_dirs=logs)
     log.info(
         "training %d jobs as one %s population of %d copies (%s)",
         len(jobs), pop.strategy, len(copies), where,
@@ -269,8 +287,8 @@ def _train_together(specs: list[JobSpec]) -> list[float | BaseException]:
     first_step = 0 if start_epoch == 1 else step + 1
     tracker = GroupTracker([make_trackers(spec, bundle, first_step) for spec in jobs], slices)
     trials = [trial_hooks(spec.trial, _objective(spec)) for spec in jobs]
-    hooks = GroupHooks(where, config, trials, spans, tracker)
-    hooks.restore(load_checkpoint(where), pop, copies)
+    hooks = GroupHooks(where, config, layout, trials, spans, tracker)
+    hooks.restore(ckpt, pop, copies)
     status = "failed"
     try:
         if start_epoch == 1:
@@ -283,7 +301,9 @@ def _train_together(specs: list[JobSpec]) -> list[float | BaseException]:
         copies = fit(pop, bundle, loop_cfg, tracker, copies, [hooks], start_epoch, step)
         for j, k in enumerate(live):
             mine = copies[slice(*spans[j])]
-            results[k] = _summarize(jobs[j], mine, pop, hooks.pruned.get(j), tracker.trackers[j])
+            results[k] = _summarize(
+                jobs[j], mine, pop, layout, hooks.pruned.get(j), tracker.trackers[j]
+            )
         status = "finished"
     except (KeyboardInterrupt, SystemExit):
         status = "interrupted"
@@ -298,7 +318,7 @@ def _objective(spec: JobSpec):
     return lambda copies: objective_value(copies, spec.objective, t.on_diverge, t.diverge_penalty)
 
 
-def _summarize(spec: JobSpec, copies, pop, pruned: Pruned | None, tracker) -> float:
+def _summarize(spec: JobSpec, copies, pop, layout, pruned: Pruned | None, tracker) -> float:
     """The job's ``summary.json``, as the job alone writes it (``initsweep.job.task``)."""
     t = spec.trainer
     summary = make_summary(
@@ -306,7 +326,7 @@ def _summarize(spec: JobSpec, copies, pop, pruned: Pruned | None, tracker) -> fl
         spec.objective,
         t.on_diverge,
         t.diverge_penalty,
-        extra={"name": spec.name, "strategy": pop.strategy, "config": spec.config},
+        extra=summary_extra(spec, pop, layout),
         search=spec.trial.record(pruned) if spec.trial else None,
     )
     tracker.log_summary(summary)

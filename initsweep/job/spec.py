@@ -8,6 +8,7 @@ the range and relation checks, each one line naming the key, the value and what 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from initsweep.config import TrackerConfig, TrainerConfig
-from initsweep.errors import invalid
+from initsweep.config import TARGETS, TrackerConfig, TrainerConfig
+from initsweep.errors import invalid, unknown_key
 from initsweep.search import Trial
+from initsweep.targets import user_patterns
 from initsweep.track.naming import RunLayout, run_layout
 from initsweep.train.metrics import METRIC_KEYS
 
@@ -26,6 +28,7 @@ log = logging.getLogger("initsweep")
 
 # keys that may change between a run and its resumption without changing its numbers
 VOLATILE = (
+    "allow_targets",  # what a config may build, not what it computes
     "paths",
     "resources",  # the launcher's (a job may resume on another cluster or locally)
     "tracker",
@@ -62,6 +65,7 @@ class JobSpec:
     bias: dict[str, Any]
     trial: Trial | None  # set when the job is a trial of an Optuna search
     config: dict[str, Any]
+    targets: tuple[str, ...] = tuple(TARGETS)  # what the nodes may build, allow_targets included
     overrides: tuple[str, ...] = ()  # the job's command-line overrides (Hydra's task overrides)
     sweep_dir: str | None = None  # the multirun's dir; None for a single run
     sweep_keys: tuple[str, ...] | None = None  # the keys its sweep varies; None: not known
@@ -86,6 +90,7 @@ class JobSpec:
 
 def job_spec(cfg: DictConfig) -> JobSpec:
     """Read and check a composed ``train.yaml`` config (raises :class:`ConfigError`)."""
+    check_keys(cfg)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     overrides, sweep_dir, multirun, sweep_keys = _hydra_job()
     search = config.get("search")
@@ -108,6 +113,7 @@ def job_spec(cfg: DictConfig) -> JobSpec:
         bias=config["bias"],
         trial=trial,
         config=config,
+        targets=(*TARGETS, *user_patterns(config.get("allow_targets"))),
         overrides=tuple(overrides),
         sweep_dir=sweep_dir,
         sweep_keys=sweep_keys,
@@ -163,6 +169,33 @@ def _tags(tags: Any) -> tuple[str, ...]:
     return tuple(str(t) for t in tags)
 
 
+def check_keys(cfg: DictConfig) -> None:
+    """Every key of a typed group is one its schema defines: Hydra's ``+`` adds any key to a
+    typed node (``+trainer.epoch=3``, ``+bias.hidden_valeu=…``), which nothing would read."""
+    for group in ("trainer", "tracker", "bias", "init"):
+        node = cfg.get(group)
+        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        if not dataclasses.is_dataclass(schema):
+            continue
+        known = {f.name for f in dataclasses.fields(schema)}
+        for key in node:
+            if key not in known:
+                raise unknown_key(f"{group}.{key}", node[key], known)
+
+
+def check_name(key: str, value: object) -> None:
+    """``name`` (and ``search.study_name``) name files, such as the study's database
+    ``outputs/optuna/<name>-gain.db``: a plain name, which cannot point outside the outputs."""
+    ok = isinstance(value, str) and value not in ("", ".", "..")
+    _check(
+        ok and not any(c in value for c in "/\\\0"),
+        key,
+        value,
+        "a study name is a plain name, without / or \\ (it names files, such as the study's "
+        "database outputs/optuna/<name>.db)",
+    )
+
+
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:
     if not ok:
         raise invalid(key, value, allowed)
@@ -170,6 +203,15 @@ def _check(ok: bool, key: str, value: object, allowed: str) -> None:
 
 def validate(spec: JobSpec) -> None:
     """Range and relation checks (types and enum values were checked at compose time)."""
+    check_name("name", spec.name)
+    for key in ("dataset", "model", "optimizer"):
+        node = getattr(spec, key)
+        _check(
+            isinstance(node, dict) and isinstance(node.get("_target_"), str),
+            key,
+            node,
+            f"the {key} config is empty or names nothing to build: give it a _target_",
+        )
     seeds = list(spec.seeds)
     _check(len(seeds) > 0, "seeds", seeds, "give at least one seed, e.g. seeds='[0,1,2]'")
     _check(all(isinstance(s, int) for s in seeds), "seeds", seeds, "seeds must be integers")
@@ -178,6 +220,17 @@ def validate(spec: JobSpec) -> None:
     _check(t.epochs >= 1, "trainer.epochs", t.epochs, "must be >= 1")
     _check(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "must be >= 1")
     _check(t.log_every >= 1, "trainer.log_every", t.log_every, "must be >= 1")
+    _check(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, "must be >= 1")
+    ok = t.shards is None or t.shards >= 1
+    _check(ok, "trainer.shards", t.shards, "must be >= 1, or null (one per CPU thread)")
+    # the data order's generator is seeded with data_seed * 100003 + epoch, a 64-bit number
+    bound = 2**47
+    _check(
+        -bound < t.data_seed < bound,
+        "trainer.data_seed",
+        t.data_seed,
+        "must be in (-2**47, 2**47)",
+    )
     if t.on_diverge == "penalize":
         penalty = t.diverge_penalty
         ok = penalty is not None and math.isfinite(penalty)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 
+import torch
+
 from initsweep.diagnostics import step0_report
 from initsweep.diagnostics.table import format_layers
-from initsweep.files import INIT, write_json_atomic
+from initsweep.files import INIT, dir_lock, write_json_atomic
 from initsweep.job.build import (
     build_data,
     build_models,
@@ -24,7 +26,7 @@ from initsweep.job.build import (
 from initsweep.job.spec import JobSpec
 from initsweep.search import Pruned, trial_hooks
 from initsweep.summary import format_table, make_summary, objective_value
-from initsweep.train.checkpoint import Checkpoint, finished_objective, resume
+from initsweep.train.checkpoint import Checkpoint, finished_objective, previous_checkpoint, resume
 from initsweep.train.loop import CopyState, fit
 
 log = logging.getLogger("initsweep")
@@ -39,17 +41,34 @@ def run_job(spec: JobSpec) -> float:
         return done
     device = resolve_device(t.device)
     check_writable(out)
+    with dir_lock(out):  # a second writer of this job dir stops here, in one line
+        return _train(spec, device)
+
+
+def _train(spec: JobSpec, device) -> float:
+    out, t = spec.output_dir, spec.trainer
     set_determinism(t.deterministic)
 
     # --- data, models, init
     bundle, loss = build_data(spec)
     models, assignments, facts = build_models(spec, bundle, loss)
     bundle = bundle.to(device)
-    pop = build_population(spec, models, loss, device, sample=bundle.x_train[:2].to(device))
+    # a killed or requeued job continues from its last epoch (checkpoint.pt), else starts fresh;
+    # in the layout it was written with, whatever the launcher's thread count is now
+    ckpt = previous_checkpoint(out, spec.config, spec.volatile)
+    recorded = (ckpt or {}).get("layout", {}).get("shards")
+    pop = build_population(
+        spec,
+        models,
+        loss,
+        device,
+        sample=bundle.x_train[:2].to(device),
+        shards=t.shards or recorded,
+    )
+    layout = {"shards": pop.n_shards, "threads": torch.get_num_threads()}
     loop_cfg = loop_config(spec, loss)
-    # a killed or requeued job continues from its last epoch (checkpoint.pt), else starts fresh
     copies = [CopyState(s) for s in spec.seeds]
-    start_epoch, step = resume(out, spec.config, pop, copies, spec.volatile)
+    start_epoch, step = resume(out, ckpt, pop, copies)
 
     def objective(copies: list[CopyState]) -> float:
         return objective_value(copies, spec.objective, t.on_diverge, t.diverge_penalty)
@@ -63,7 +82,8 @@ def run_job(spec: JobSpec) -> float:
             tracker.log_init(report)
 
         # --- train; a search trial reports each epoch to its study and may be pruned
-        hooks, pruned = [Checkpoint(out, spec.config), *trial_hooks(spec.trial, objective)], None
+        hooks = [Checkpoint(out, spec.config, layout), *trial_hooks(spec.trial, objective)]
+        pruned = None
         try:
             copies = fit(pop, bundle, loop_cfg, tracker, copies, hooks, start_epoch, step)
         except Pruned as p:  # the copies hold the metrics of the epoch it was pruned after
@@ -74,12 +94,7 @@ def run_job(spec: JobSpec) -> float:
             spec.objective,
             t.on_diverge,
             t.diverge_penalty,
-            extra={
-                "name": spec.name,
-                "tags": list(spec.tags),
-                "strategy": pop.strategy,
-                "config": spec.config,
-            },
+            extra=summary_extra(spec, pop, layout),
             search=spec.trial.record(pruned) if spec.trial else None,
         )
         tracker.log_summary(summary)
@@ -93,6 +108,17 @@ def run_job(spec: JobSpec) -> float:
         tracker.finish(status)
     print(format_table(summary["aggregate"], f"{spec.name}: {len(copies)} seeds ({out})"))
     return float(summary["objective"]["value"])
+
+
+def summary_extra(spec: JobSpec, pop, layout: dict) -> dict:
+    """What ``summary.json`` says of the job besides its numbers (one place for every runner)."""
+    return {
+        "name": spec.name,
+        "tags": list(spec.tags),
+        "strategy": pop.strategy,
+        "layout": layout,
+        "config": spec.config,
+    }
 
 
 def probe_job(spec: JobSpec) -> float:

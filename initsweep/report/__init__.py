@@ -9,8 +9,11 @@ The report reads only what jobs write (``summary.json``, ``metrics.jsonl``, ``in
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import matplotlib
 
 from initsweep.errors import ConfigError
 from initsweep.report import (
@@ -58,8 +61,16 @@ def make_report(
 ) -> Report:
     """Write the report of the jobs under ``root`` into ``out`` (default ``<root>/report``)."""
     root = Path(root)
+    if out is None and (root / "report").is_symlink():
+        raise ConfigError(
+            f"{root / 'report'} is a symbolic link (to {os.readlink(root / 'report')}); the "
+            "report does not write through it: remove it, or choose where with --out"
+        )
     out = Path(out) if out is not None else root / "report"
     out.mkdir(parents=True, exist_ok=True)
+    for link in [p for p in out.iterdir() if p.is_symlink()]:  # never overwrite a link's target
+        log.warning("removing the symbolic link %s from the report dir", link)
+        link.unlink()
     study = load_study(root)
     options = options or Options()
     if not study.jobs:
@@ -69,7 +80,9 @@ def make_report(
     sections = []
     for build in SECTIONS:
         try:
-            section = build(study, out, options)
+            # labels are overrides, plain text: a `$` in one is no mathtext to parse
+            with matplotlib.rc_context({"text.parse_math": False}):
+                section = build(study, out, options)
         except ConfigError:  # the user's mistake (a bad --baseline): one line, exit 2
             raise
         except Exception as e:  # one broken plot must not cost the rest of the report

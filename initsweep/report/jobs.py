@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from initsweep.files import HISTOGRAMS, INIT, METRICS, STATUS, SUMMARY, read_jsonl
 from initsweep.overrides import parse_overrides
 from initsweep.overrides import varying_keys as _varying
+from initsweep.summary import from_json
 
 JOB_FILES = (SUMMARY, METRICS, INIT, ".hydra")
 SKIP_DIRS = {"wandb", "tensorboard", ".hydra", "report", "__pycache__"}
@@ -137,6 +138,7 @@ def load_job(path: Path, root: Path) -> Job:
     """Read one job dir; never raises on missing, partial or corrupt files."""
     name = str(path.relative_to(root)) if path != root else path.name
     summary, why = _read_json(path / SUMMARY)
+    summary = from_json(summary) if summary is not None else None
     init, _ = _read_json(path / INIT)
     metrics = read_jsonl(path / METRICS) if (path / METRICS).exists() else []
     overrides = _read_overrides(path / ".hydra" / "overrides.yaml")
@@ -147,6 +149,10 @@ def load_job(path: Path, root: Path) -> Job:
         except (OSError, yaml.YAMLError):
             config = {}
 
+    ended, _ = _read_json(path / STATUS)  # written by a job that failed or was stopped
+    how = f"job {ended.get('status')}" if ended else "running, or killed"
+    if ended and ended.get("error"):
+        how += f" ({ended['error']})"
     if summary is not None:
         status, detail = summary.get("status", FINISHED), ""
     elif (path / SUMMARY).exists():
@@ -154,14 +160,15 @@ def load_job(path: Path, root: Path) -> Job:
     elif metrics:
         last = metrics[-1]
         status = INCOMPLETE
-        ended, _ = _read_json(path / STATUS)  # written by a job that failed or was stopped
-        how = f"job {ended['status']}" if ended else "running, or killed"
         detail = (
             f"no summary.json: {how}; last logged step {last.get('step')} "
             f"(epoch {last.get('epoch')})"
         )
     else:
-        status, detail = EMPTY, "no metrics: not started, or failed before training"
+        status = EMPTY
+        detail = (
+            f"no metrics: {how}" if ended else "no metrics: not started, or failed before training"
+        )
     return Job(
         path, name, status, detail, overrides or {}, config, summary, metrics, init,
         overrides_known=overrides is not None,

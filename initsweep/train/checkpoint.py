@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from initsweep.errors import ConfigError
+from initsweep.errors import ConfigError, first_line
 from initsweep.files import CHECKPOINT, SUMMARY, atomic_open
 from initsweep.train.loop import CopyState
 
@@ -37,10 +38,15 @@ class Checkpoint:
     """
 
     def __init__(
-        self, output_dir: str | Path, config: dict[str, Any], extra: Callable[[], dict] = dict
+        self,
+        output_dir: str | Path,
+        config: dict[str, Any],
+        layout: dict | None = None,
+        extra: Callable[[], dict] = dict,
     ) -> None:
         self.path = Path(output_dir) / CHECKPOINT
         self.config, self.extra = config, extra
+        self.layout = layout or {}  # how the copies were split (shards): a resume keeps it
 
     def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None:
         state = {
@@ -52,6 +58,7 @@ class Checkpoint:
                 for c in copies
             ],
             "config": self.config,
+            "layout": self.layout,
             "extra": self.extra(),  # what else the caller needs back (a group's pruned jobs)
         }
         with atomic_open(self.path, "wb") as f:
@@ -59,31 +66,54 @@ class Checkpoint:
 
 
 def load_checkpoint(output_dir: str | Path) -> dict[str, Any] | None:
-    """The job's last checkpoint (tensors on the CPU), or ``None`` if it has none."""
+    """The job's last checkpoint (tensors on the CPU), or ``None`` if it has none.
+
+    A file that does not load (truncated, or holding objects the weights-only loader refuses:
+    initsweep never writes those) is refused in one line naming it; it is never loaded unsafely.
+    """
     path = Path(output_dir) / CHECKPOINT
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        why = "it holds objects other than tensors and plain containers: not initsweep's"
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        why = f"it is damaged or truncated ({first_line(e)[:120]})"
+    else:
+        if isinstance(ckpt, dict) and {"epoch", "step", "population", "copies"} <= set(ckpt):
+            return ckpt
+        why = "it is not an initsweep checkpoint"
+    raise ConfigError(
+        f"checkpoint {path} cannot be resumed from: {why}; delete it to train this job from "
+        "the start"
+    )
+
+
+def previous_checkpoint(
+    output_dir: str | Path, config: dict[str, Any], volatile: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """The job's checkpoint, if it has one; it must have been written by the same config,
+    ``volatile`` keys aside."""
+    ckpt = load_checkpoint(output_dir)
+    if ckpt is not None:
+        check_same_config(ckpt["config"], config, Path(output_dir) / CHECKPOINT, volatile)
+    return ckpt
 
 
 def resume(
     output_dir: str | Path,
-    config: dict[str, Any],
+    ckpt: dict[str, Any] | None,
     pop,
     copies,
-    volatile: Sequence[str] = (),
     log_dirs: Sequence[str | Path] | None = None,
 ) -> tuple[int, int]:
-    """Continue from the job's checkpoint if it has one: ``(start_epoch, step)`` for ``fit``.
+    """Continue from ``ckpt`` (:func:`previous_checkpoint`): ``(start_epoch, step)`` for ``fit``.
 
     Without a checkpoint this is a fresh start, ``(1, 0)``. Either way the ``*.jsonl`` files of
     ``log_dirs`` (default: the job's own dir) lose the records the run will log again. Call it
-    before the trackers open them. The checkpoint must have been written by the same config,
-    ``volatile`` keys aside.
+    before the trackers open them.
     """
-    ckpt = load_checkpoint(output_dir)
-    if ckpt is not None:
-        check_same_config(ckpt["config"], config, Path(output_dir) / CHECKPOINT, volatile)
     for logs in log_dirs or [output_dir]:
         truncate_logs(logs, ckpt["step"] if ckpt else -1)
     if ckpt is None:
@@ -116,10 +146,15 @@ def finished_objective(
     path = Path(output_dir) / SUMMARY
     if not path.exists():
         return None
-    summary = json.loads(path.read_text())
-    check_same_config(summary.get("config", {}), config, path, volatile)
-    value = summary["objective"]["value"]
-    return math.nan if value is None else float(value)
+    try:
+        summary = json.loads(path.read_text())
+        saved, value = summary.get("config", {}), summary["objective"]["value"]
+        value = math.nan if value is None else float(value)  # null: NaN (summary.json has no NaN)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        log.warning("%s is unreadable (%s): the job runs again", path, first_line(e)[:120])
+        return None
+    check_same_config(saved, config, path, volatile)
+    return value
 
 
 def check_same_config(

@@ -42,6 +42,7 @@ class Population(Protocol):
     """
 
     strategy: str
+    n_shards: int  # blocks of copies stepped side by side (CPU); the numbers depend on it
 
     def __len__(self) -> int: ...
 
@@ -81,6 +82,7 @@ class SequentialPopulation:
     partial for all, or one per copy)."""
 
     strategy = "sequential"
+    n_shards = 1
 
     def __init__(
         self,
@@ -225,17 +227,25 @@ def make_population(
     amp: bool = False,
     compile: bool = False,
     sample: Tensor | None = None,
+    shards: int | None = None,
 ):
     """The population for ``trainer.strategy``: ``auto`` stacks what it can and falls back to
     sequential with one logged reason; ``vectorized`` refuses a model it cannot stack.
-    ``sample``: a couple of inputs for a trial forward of a model ``vmap`` would batch."""
+    ``sample``: a couple of inputs for a trial forward of a model ``vmap`` would batch;
+    ``shards``: the stacked population's blocks (``None``: one per CPU thread)."""
     if strategy != "sequential":
         device = next(models[0].parameters()).device
         explicit = strategy == "vectorized"
         reason = vectorize_unsupported(models[0], device, explicit, sample)
         if reason is None:
             return VectorizedPopulation(
-                models, make_optimizer, loss, dropout_seeds, amp=amp, compile=compile
+                models,
+                make_optimizer,
+                loss,
+                dropout_seeds,
+                shards=shards,
+                amp=amp,
+                compile=compile,
             )
         if strategy == "vectorized":
             raise invalid("trainer.strategy", strategy, f"{reason}; use auto or sequential")

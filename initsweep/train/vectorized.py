@@ -137,7 +137,7 @@ class VectorizedPopulation:
             keep_freed_memory()
         # one shard where copies share global state: vmap's dropout RNG, torch.compile
         stacked = mlp_unsupported(models[0]) is None and not compile
-        n = shards or (default_shards(device, len(models)) if stacked else 1)
+        n = min(shards or default_shards(device, len(models)), len(models)) if stacked else 1
         self.bounds = shard_bounds(len(models), n)
         self.shards = [
             _Shard(models[a:b], makers[a:b], loss, dropout_seeds[a:b], amp, compile)
@@ -153,6 +153,10 @@ class VectorizedPopulation:
 
     def __len__(self) -> int:
         return len(self.active)
+
+    @property
+    def n_shards(self) -> int:
+        return len(self.shards)
 
     def __del__(self) -> None:
         if getattr(self, "_pool", None) is not None:
