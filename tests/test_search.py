@@ -21,7 +21,7 @@ from initsweep.config import CONF_DIR
 from initsweep.errors import ConfigError
 from initsweep.job import job_spec
 from initsweep.report.search import find_study_outputs
-from initsweep.search import Pruned, PruningHook, trial_hooks
+from initsweep.search import JobTrial, Pruned, PruningHook, open_job_trial
 from initsweep.search.pruning import open_trial
 from initsweep.search.storage import resolve_storage
 from initsweep.summary import objective_value
@@ -125,9 +125,10 @@ def test_on_diverge_ignores_penalizes_or_fails():
     assert objective_value(two_live, "val/loss", "ignore") == 1.5
     assert objective_value(two_live, "val/loss", "penalize", 9.0) == pytest.approx(4.0)
     assert math.isnan(objective_value(two_live, "val/loss", "fail"))
-    # all seeds diverged: NaN whatever the policy, which Optuna records as a failed trial
-    for policy in ("ignore", "penalize", "fail"):
-        assert math.isnan(objective_value(copies(None, None), "val/loss", policy, 9.0))
+    # all seeds diverged: no value to ignore the others for, or to fail; the penalty stays one
+    assert math.isnan(objective_value(copies(None, None), "val/loss", "ignore"))
+    assert math.isnan(objective_value(copies(None, None), "val/loss", "fail"))
+    assert objective_value(copies(None, None), "val/loss", "penalize", 9.0) == 9.0
 
 
 def test_on_diverge_is_checked(make_cfg):
@@ -155,17 +156,22 @@ def test_pruning_hook_prunes_a_trial_worse_than_the_median(tmp_path, make_cfg):
         "++search.study_name=s",
         f"++search.storage='{url}'",
     )
-    (hook,) = trial_hooks(job_spec(cfg).trial, lambda c: objective_value(c, "val/loss"))
+    trial = open_job_trial(job_spec(cfg).trial)
+    hook = PruningHook(trial, lambda c: objective_value(c, "val/loss"), lambda c: {"n": len(c)})
     hook.on_epoch_end(1, 10, None, copies(0.8))  # better than the completed trial: goes on
-    hook.on_epoch_end(2, 20, None, copies(float("nan"), None))  # not reported: NaN fails later
+    hook.on_epoch_end(2, 20, None, copies(float("nan"), None))  # not reported: no value
 
     pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
-    hook = PruningHook(open_trial(url, "s", hopeless.number, pruner), lambda c: 2.0)
+    seeds = {"per_seed": {"0": 2.0}, "n": 1}
+    hook = PruningHook(
+        JobTrial(open_trial(url, "s", hopeless.number, pruner)), lambda c: 2.0, lambda c: seeds
+    )
     with pytest.raises(Pruned) as e:
         hook.on_epoch_end(1, 10, None, copies(2.0))
     assert e.value.epoch == 1
     trials = optuna.load_study(study_name="s", storage=url).trials
     assert trials[hopeless.number].state == TrialState.PRUNED
+    assert trials[hopeless.number].user_attrs == seeds  # its seeds, recorded before it ended
     assert trials[fine.number].state == TrialState.RUNNING
     assert trials[fine.number].intermediate_values == {1: 0.8}
 
@@ -223,14 +229,55 @@ def graded_search(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_diverged_trial_is_failed_and_the_search_completes(graded_search):
+def test_a_trial_whose_seeds_all_diverge_stops_and_is_pruned(graded_search):
     res, tmp, by_lr = graded_search
     assert res.returncode == 0, res.stderr
     assert [by_lr[lr].number for lr in (0.3, 1e30, 1e-6)] == [0, 1, 2], "grid order changed"
-    assert by_lr[1e30].state == TrialState.FAIL
-    summary = json.loads((tmp / "sweep" / "1" / "summary.json").read_text())
-    assert summary["n_diverged"] == 1 and math.isnan(summary["objective"]["value"])
+    # recorded so that TPE learns from it (test_tpe_learns_where_trials_diverged), not FAIL
+    diverged = by_lr[1e30]
+    assert diverged.state == TrialState.PRUNED
+    assert diverged.user_attrs["n_diverged"] == 1 and diverged.user_attrs["per_seed"] == {
+        "0": None
+    }
+    # the job stopped in its first epoch of three and says why, not "finished"
+    job = tmp / "sweep" / "1"
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["n_diverged"] == 1
+    assert math.isnan(summary["objective"]["value"])
+    records = [json.loads(line) for line in open(job / "metrics.jsonl")]
+    assert max(r["step"] for r in records) == summary["seeds"][0]["diverged_step"]
+    assert epochs_run(job) == 1 and not (job / "checkpoint.pt").exists()
     assert (tmp / "sweep" / "optimization_results.yaml").read_text().count("optimizer.lr: 0.3")
+
+
+def test_tpe_learns_where_trials_diverged():
+    """TPE ranks pruned trials behind every completed one, and ignores failed ones: 10 trials
+    diverged for x > 0.5; recorded PRUNED, the next 20 samples mostly avoid that region."""
+
+    def share_sampled_high(state: TrialState) -> float:
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5))
+        dist = optuna.distributions.FloatDistribution(0.0, 1.0)
+        for i in range(20):
+            x = (i + 0.5) / 20
+            if x < 0.5:
+                trial = optuna.create_trial(params={"x": x}, distributions={"x": dist}, value=x)
+            else:
+                trial = optuna.create_trial(
+                    params={"x": x}, distributions={"x": dist}, state=state
+                )
+            study.add_trial(trial)
+        xs = []
+        for _ in range(20):
+            t = study.ask({"x": dist})
+            xs.append(t.params["x"])
+            study.tell(
+                t,
+                t.params["x"] if t.params["x"] < 0.5 else None,
+                state=None if t.params["x"] < 0.5 else state,
+            )
+        return sum(x >= 0.5 for x in xs) / len(xs)
+
+    assert share_sampled_high(TrialState.PRUNED) <= 0.2 < share_sampled_high(TrialState.FAIL)
 
 
 @pytest.mark.slow
@@ -245,9 +292,11 @@ def test_pruner_stops_a_hopeless_trial_early(graded_search):
     summary = json.loads((job / "summary.json").read_text())
     assert summary["status"] == "pruned" and summary["search"]["pruned_epoch"] == 1
     assert epochs_run(job) == 1 < epochs_run(tmp / "sweep" / "0") == 3
-    # pruned and failed trials are in the CSV and the plots
+    # pruned and diverged trials are in the CSV (with their seeds) and the plots
     rows = {r["number"]: r for r in csv.DictReader(open(tmp / "sweep" / "optuna_trials.csv"))}
-    assert [rows[n]["state"] for n in "012"] == ["COMPLETE", "FAIL", "PRUNED"]
+    assert [rows[n]["state"] for n in "012"] == ["COMPLETE", "PRUNED", "PRUNED"]
+    assert [rows[n]["n_diverged"] for n in "012"] == ["0", "1", "0"]
+    assert json.loads(rows["0"]["per_seed"])["0"] == pytest.approx(float(rows["0"]["value"]))
     assert (tmp / "sweep" / "optuna_history.png").stat().st_size > 10_000
 
 

@@ -7,6 +7,7 @@ Hydra multirun and the Optuna sweeper; :func:`probe_job` stops after step 0 (``i
 from __future__ import annotations
 
 import logging
+import math
 
 from initsweep.diagnostics import step0_report
 from initsweep.diagnostics.table import format_layers
@@ -22,10 +23,11 @@ from initsweep.job.build import (
     set_determinism,
 )
 from initsweep.job.spec import JobSpec
-from initsweep.search import Pruned, trial_hooks
-from initsweep.summary import format_table, make_summary, objective_value
+from initsweep.search import Pruned, PruningHook, open_job_trial
+from initsweep.search.seeds import seed_attrs
+from initsweep.summary import format_table, make_summary, objective_per_seed, objective_value
 from initsweep.train.checkpoint import Checkpoint, finished_objective, resume
-from initsweep.train.loop import CopyState, fit
+from initsweep.train.loop import AllDiverged, CopyState, fit
 
 log = logging.getLogger("initsweep")
 
@@ -54,6 +56,10 @@ def run_job(spec: JobSpec) -> float:
     def objective(copies: list[CopyState]) -> float:
         return objective_value(copies, spec.objective, t.on_diverge, t.diverge_penalty)
 
+    def seeds(copies: list[CopyState]) -> dict:  # what a search trial records of its seeds
+        per_seed = objective_per_seed(copies, spec.objective, t.on_diverge, t.diverge_penalty)
+        return seed_attrs(per_seed, sum(c.diverged_step is not None for c in copies))
+
     # --- step-0 diagnostics: the loss at init against theory
     tracker, status = make_trackers(spec, bundle), "failed"
     try:  # every tracker finishes (W&B runs close), also when the job fails
@@ -61,12 +67,16 @@ def run_job(spec: JobSpec) -> float:
             tracker.log_init(step0_report(pop, bundle, loop_cfg, list(spec.seeds), assignments))
 
         # --- train; a search trial reports each epoch to its study and may be pruned
-        hooks, pruned = [Checkpoint(out, spec.config), *trial_hooks(spec.trial, objective)], None
+        trial, hooks, pruned = open_job_trial(spec.trial), [Checkpoint(out, spec.config)], None
+        if trial is not None and trial.can_prune:
+            hooks.append(PruningHook(trial, objective, seeds))
         try:
             copies = fit(pop, bundle, loop_cfg, tracker, copies, hooks, start_epoch, step)
         except Pruned as p:  # the copies hold the metrics of the epoch it was pruned after
             log.info("%s", p)
             pruned = p
+        except AllDiverged as d:  # nothing left to train: the summary says "diverged"
+            log.warning("%s: %s", out, d)
         summary = make_summary(
             copies,
             spec.objective,
@@ -76,6 +86,10 @@ def run_job(spec: JobSpec) -> float:
             search=spec.trial.record(pruned) if spec.trial else None,
         )
         tracker.log_summary(summary)
+        if trial is not None and pruned is None:  # the trial's record, before the sweeper tells
+            trial.record(seeds(copies))
+            if summary["status"] == "diverged" and not math.isfinite(objective(copies)):
+                trial.prune()  # no value to learn from: pruned at its last reported value
         status = "finished"
     except (KeyboardInterrupt, SystemExit):  # SIGINT, SIGTERM (see cli.train), a launcher's
         status = (
