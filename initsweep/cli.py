@@ -40,10 +40,14 @@ class OutputDirCheck(Callback):
 
 
 def _run_or_exit(cfg: DictConfig, task=job.run) -> float:
-    """User mistakes end the job with one line and exit code 2, never a traceback."""
+    """User mistakes end the job with one line and exit code 2, never a traceback; in an Optuna
+    search they are the trial's outcome: raised, so the sweeper records the trial failed with
+    that line and the search goes on (a sampled value the job rejects)."""
     try:
         return task(cfg)
     except (ConfigError, InstantiationException, OmegaConfBaseException, HydraException) as e:
+        if _in_search():
+            raise ConfigError(first_line(e)) from None
         print(f"initsweep: error: {first_line(e)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as e:
@@ -54,6 +58,14 @@ def _run_or_exit(cfg: DictConfig, task=job.run) -> float:
             file=sys.stderr,
         )
         sys.exit(128 + signum)
+
+
+def _in_search() -> bool:
+    """Whether this job is a trial of an ``initsweep_optuna`` search."""
+    from hydra.core.hydra_config import HydraConfig
+
+    target = HydraConfig.get().sweeper.get("_target_", "") if HydraConfig.initialized() else ""
+    return target.endswith("InitsweepOptunaSweeper")
 
 
 def _terminate(signum: int, frame) -> None:
