@@ -5,16 +5,19 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
 from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
+from scipy import stats
 
 from hydra_plugins.initsweep_optuna.space import parse_space
 from initsweep.config import CONF_DIR
@@ -23,6 +26,7 @@ from initsweep.job import job_spec
 from initsweep.report.search import find_study_outputs
 from initsweep.search import JobTrial, Pruned, PruningHook, open_job_trial
 from initsweep.search.pruning import open_trial
+from initsweep.search.seeds import compare_top, per_seed, seed_attrs
 from initsweep.search.storage import resolve_storage
 from initsweep.summary import objective_value
 from initsweep.train.loop import CopyState
@@ -34,8 +38,8 @@ TINY = ["dataset.limit=200", "seeds=[0]", "trainer.progress=false", "trainer.log
 
 def search(tmp: Path, *args: str, sweep: str = "sweep"):
     return run_cli(
+        *TINY,  # first: the test's own arguments override these
         *args,
-        *TINY,
         f"hydra.sweep.dir={tmp / sweep}",
         f"search.storage=sqlite:///{tmp / 'study.db'}",
     )
@@ -313,3 +317,99 @@ def test_report_of_a_search_shows_its_trials_and_plots(graded_search):
     page = result.index.read_text()
     assert 'src="optuna_slice.png"' in page and 'href="optuna_trials.csv"' in page
     assert "optimizer.lr" in result.text  # the best parameters, printed
+
+
+# --- the seeds of a search ---------------------------------------------------------------------
+
+
+def seeded_trial(number: int, gain: float, values: dict[int, float]) -> optuna.trial.FrozenTrial:
+    dist = optuna.distributions.FloatDistribution(0.1, 10, log=True)
+    per_seed = {s: v for s, v in values.items()}
+    trial = optuna.create_trial(
+        params={"init.gain": gain},
+        distributions={"init.gain": dist},
+        value=sum(values.values()) / len(values),
+        user_attrs=seed_attrs(per_seed, 0),
+    )
+    trial.number = number
+    return trial
+
+
+def test_top_trials_are_tested_against_the_best_across_seeds():
+    base = {0: 0.160, 1: 0.170, 2: 0.150, 3: 0.165, 4: 0.155}
+    trials = [
+        seeded_trial(0, 1.41, base),
+        seeded_trial(
+            1,
+            1.60,
+            {s: v + d for (s, v), d in zip(base.items(), (0.004, -0.003, 0.002, 0.001, -0.002))},
+        ),
+        seeded_trial(
+            2, 0.50, {s: v + 0.05 + 0.001 * s for s, v in base.items()}
+        ),  # worse on every seed
+        seeded_trial(
+            3, 1.20, {s: v + 0.002 for s, v in base.items()}
+        ),  # the same shift: no spread
+        seeded_trial(4, 2.00, {0: 0.2, 1: 0.25, 5: 0.18}),  # other seeds: Welch's test
+    ]
+    top = compare_top(trials, minimize=True)
+    rows = {r.number: r for r in top.rows}
+    assert top.best == 0 and rows[0].how == "best"
+    # the references: scipy's paired and Welch t-tests, Holm over the three p-values
+    values = [list(per_seed(t).values()) for t in trials]
+    raw = {
+        1: stats.ttest_rel(values[1], values[0]).pvalue,
+        2: stats.ttest_rel(values[2], values[0]).pvalue,
+        4: stats.ttest_ind(values[4], values[0], equal_var=False).pvalue,
+    }
+    order = sorted(raw, key=raw.get)
+    holm, running = {}, 0.0
+    for i, n in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * raw[n]))
+        holm[n] = running
+    for n in raw:
+        assert rows[n].p == pytest.approx(holm[n])
+    assert [rows[n].how for n in (1, 2, 3, 4)] == ["paired", "paired", "no spread", "welch"]
+    assert rows[1].apart is False and rows[2].apart is True and rows[3].apart is True
+    assert rows[1].se == pytest.approx(statistics.stdev(values[1]) / math.sqrt(5))
+    assert top.test == "paired or Welch's t-test"
+    assert top.line.startswith("init.gain 1.41–2 (trials #0, #1, #4): cannot be told apart")
+    assert "at 3–5 seeds" in top.line
+
+
+def test_below_three_seeds_nothing_is_tested():
+    top = compare_top([seeded_trial(0, 1.0, {0: 0.1}), seeded_trial(1, 2.0, {0: 0.2})], True)
+    assert top.line.startswith("at 1 seed per trial the top trials cannot be told apart")
+    assert not any(r.apart for r in top.rows)
+    two = compare_top(
+        [seeded_trial(0, 1.0, {0: 0.1, 1: 0.11}), seeded_trial(1, 2.0, {0: 0.5, 1: 0.6})], True
+    )
+    assert "at 2 seeds per trial" in two.line and "needs 3 or more" in two.line
+
+
+@pytest.mark.slow
+def test_a_gain_search_keeps_the_seeds_and_names_its_objective(tmp_path):
+    res = search(
+        tmp_path,
+        "-m",
+        "search=gain",
+        "seeds=[0,1,2]",
+        "trainer.epochs=1",
+        "hydra.sweeper.n_trials=3",
+        "search.pruner=null",
+    )
+    assert res.returncode == 0, res.stderr
+    study = optuna.load_study(
+        study_name="default-gain", storage=f"sqlite:///{tmp_path / 'study.db'}"
+    )
+    assert study.metric_names == ["val/loss"]  # optuna-dashboard's label, not "Objective 0"
+    for t in study.trials:
+        assert set(t.user_attrs["per_seed"]) == {"0", "1", "2"} and t.user_attrs["n"] == 3
+        assert t.user_attrs["mean"] == pytest.approx(t.value)
+    assert "± s.e." in res.stdout
+    assert "cannot be told apart" in res.stdout or "differs from the next" in res.stdout
+    record = yaml.safe_load((tmp_path / "sweep" / "optuna_study.yaml").read_text())
+    assert record["top_trials"]["line"] in res.stdout
+    from initsweep.report import make_report
+
+    assert record["top_trials"]["line"] in make_report(tmp_path / "sweep", tmp_path / "r").text

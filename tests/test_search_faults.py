@@ -185,6 +185,18 @@ def test_a_killed_search_leaves_no_trial_running_for_the_next_one(tmp_path):
     assert rerun.params == stale.params and rerun.system_attrs["failed_trial"] == 0
 
 
+@pytest.mark.slow
+def test_an_interrupted_search_fails_and_requeues_its_running_trial(tmp_path):
+    proc = start(tmp_path, "-m", "search=gain", "trainer.epochs=300", "search.pruner=null")
+    wait_for(tmp_path / "sweep" / "0" / "metrics.jsonl", proc)
+    proc.send_signal(signal.SIGTERM)  # a scheduler's stop, or Ctrl-C
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    interrupted, queued = trials(tmp_path)
+    assert interrupted.state == TrialState.FAIL  # not left RUNNING
+    assert "interrupted" in interrupted.user_attrs["fail_reason"]
+    assert queued.state == TrialState.WAITING and queued.params == interrupted.params
+
+
 # --- the jobs' values and names --------------------------------------------------------------
 
 

@@ -3,9 +3,10 @@
 Each function takes the study's trials (``FrozenTrial``), draws one figure and saves it. A
 completed trial is its mean over seeds with a bar of ± one standard error (from the per-seed
 values its job recorded, :mod:`initsweep.search.seeds`); a pruned trial is drawn hollow at its
-last reported value. Trials without a value are drawn along the bottom edge, at their trial
-number (history) or searched value (slices), so the region where every seed diverged stays
-visible: red triangles for trials whose seeds all diverged, black crosses for failed ones.
+last reported value. Trials without a value are drawn along the edge of the worse values (the
+top for a loss), at their trial number (history) or searched value (slices), so the region where
+every seed diverged stays visible: red triangles for trials whose seeds all diverged, black
+crosses for failed ones.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
 from initsweep.search.seeds import all_diverged, standard_error  # noqa: E402
 
-EDGE = {  # trials without a value: marker along the bottom edge (axes coordinates)
+EDGE = {  # trials without a value: a marker along the edge of the worse values
     "diverged": {"marker": "^", "color": "C3", "label": "diverged (every seed)"},
     "failed": {"marker": "x", "color": "black", "label": "failed (raised, or no value)"},
 }
@@ -62,11 +63,22 @@ def _points(ax, xs: list, trials: list[FrozenTrial], colors, hollow: bool) -> No
     )
 
 
-def _edge(ax, xs: list, what: str) -> None:
+def _room_for_edge(ax, minimize: bool) -> None:
+    """Widen the y axis by a strip on the worse side, where :func:`_edge` draws."""
+    lo, hi = ax.get_ylim()
+    if ax.get_yscale() == "log":
+        pad = (hi / lo) ** 0.12
+        ax.set_ylim(lo, hi * pad) if minimize else ax.set_ylim(lo / pad, hi)
+    else:
+        pad = 0.12 * (hi - lo)
+        ax.set_ylim(lo, hi + pad) if minimize else ax.set_ylim(lo - pad, hi)
+
+
+def _edge(ax, xs: list, what: str, minimize: bool) -> None:
     style = EDGE[what]
     ax.scatter(
         xs,
-        [0.03] * len(xs),
+        [0.96 if minimize else 0.04] * len(xs),
         marker=style["marker"],
         color=style["color"],
         transform=ax.get_xaxis_transform(),
@@ -106,10 +118,12 @@ def plot_history(
             xs.append(t.number)
             ys.append(best)
         ax.step(xs, ys, where="post", color="C2", label="best so far")
+    _log_y(ax, [t.value for t in by["complete"] + by["pruned"]])
+    if any(by[k] for k in EDGE):
+        _room_for_edge(ax, minimize)
     for k in EDGE:
         if by[k]:
-            _edge(ax, [t.number for t in by[k]], k)
-    _log_y(ax, [t.value for t in by["complete"] + by["pruned"]])
+            _edge(ax, [t.number for t in by[k]], k, minimize)
     if trials:  # every trial on the axis, also failed ones after the last value
         ax.set_xlim(-0.5, max(t.number for t in trials) + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -122,7 +136,9 @@ def plot_history(
     return _save(fig, path)
 
 
-def plot_slices(trials: list[FrozenTrial], path: Path, label: str, title: str) -> Path:
+def plot_slices(
+    trials: list[FrozenTrial], path: Path, label: str, minimize: bool, title: str
+) -> Path:
     """Objective against each parameter (one panel each), coloured by trial number."""
     names = sorted({p for t in trials for p in t.params})
     fig, axes = plt.subplots(
@@ -138,10 +154,6 @@ def plot_slices(trials: list[FrozenTrial], path: Path, label: str, title: str) -
             if ts:
                 colors = plt.cm.viridis(norm([t.number for t in ts]))
                 _points(ax, [t.params[name] for t in ts], ts, colors, hollow=k == "pruned")
-        for k in EDGE:
-            xs = [t.params[name] for t in having if kinds[t.number] == k]
-            if xs:
-                _edge(ax, xs, k)
         dist = next((t.distributions[name] for t in having), None)
         if isinstance(dist, (FloatDistribution, IntDistribution)):
             # the whole search interval, so the plot shows where the sampler did not look
@@ -155,6 +167,13 @@ def plot_slices(trials: list[FrozenTrial], path: Path, label: str, title: str) -
     axes[0][0].legend(handles=_legend_handles(set(kinds.values())), loc="best", fontsize="small")
     axes[0][0].set_ylabel(label)
     _log_y(axes[0][0], [t.value for t in trials if kinds[t.number] in ("complete", "pruned")])
+    if set(kinds.values()) & set(EDGE):
+        _room_for_edge(axes[0][0], minimize)  # the panels share it
+    for ax, name in zip(axes[0], names):
+        for k in EDGE:
+            xs = [t.params[name] for t in trials if name in t.params and kinds[t.number] == k]
+            if xs:
+                _edge(ax, xs, k, minimize)
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axes[0].tolist())
     bar.set_label("trial")
     bar.locator = MaxNLocator(integer=True)

@@ -27,7 +27,13 @@ from initsweep.files import STUDY_OUTPUTS as OUTPUTS
 from initsweep.files import atomic_open
 from initsweep.render import render_table
 from initsweep.search.plots import plot_history, plot_importances, plot_slices
-from initsweep.search.seeds import TopTrials, compare_top, per_seed, standard_error
+from initsweep.search.seeds import (
+    TopTrials,
+    all_diverged,
+    compare_top,
+    per_seed,
+    standard_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +111,7 @@ def write_study_outputs(sweep_dir: str | Path, study: optuna.Study) -> list[Path
     title = f"study {study.study_name!r}: {len(trials)} trials"
     minimize = study.direction == StudyDirection.MINIMIZE
     written.append(plot_history(trials, out / OUTPUTS["history"], label, minimize, title))
-    written.append(plot_slices(trials, out / OUTPUTS["slice"], label, title))
+    written.append(plot_slices(trials, out / OUTPUTS["slice"], label, minimize, title))
     importances = param_importances(study)
     if importances:
         written.append(
@@ -142,6 +148,8 @@ def format_trials_table(study: optuna.Study, title: str = "", top: int = 5) -> s
         f"{sum(t.state == s for t in trials)} {s.name.lower()}"
         for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     )
+    diverged = sum(all_diverged(t) for t in trials)
+    counts += f" ({diverged} with every seed diverged)" if diverged else ""
     if len(study.directions) > 1:
         front = study.best_trials[:top]
         header = ("trial", "values", *names)

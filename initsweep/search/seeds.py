@@ -15,7 +15,8 @@ order and differ only in the searched values, else Welch's t-test
 the comparisons (:func:`statsmodels.stats.multitest.multipletests`). A trial whose adjusted p is
 at least ``alpha`` cannot be told apart from the best: not evidence that they are equal, only that
 these seeds do not separate them. Differences that are the same on every seed (no spread) are
-reported as such, without a p-value.
+reported as such, without a p-value; below :data:`MIN_SEEDS` seeds nothing is tested, as in the
+report's verdicts.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from initsweep.summary import aggregate
 
 ALPHA = 0.05
 TOP = 5
+MIN_SEEDS = 3  # as the report's verdicts: below three seeds a spread is no estimate
 
 
 def seed_attrs(per_seed: dict[int, float | None], n_diverged: int) -> dict[str, Any]:
@@ -114,13 +116,13 @@ def _test(best: dict[str, float], other: dict[str, float]) -> tuple[str, float |
     without a test) or ``too few seeds``."""
     from scipy import stats
 
-    if set(best) == set(other) and len(best) >= 2:
+    if set(best) == set(other) and len(best) >= MIN_SEEDS:
         diffs = [other[s] - best[s] for s in best]
         if max(diffs) == min(diffs):
             return "identical" if diffs[0] == 0 else "no spread", None
         test = lambda: stats.ttest_rel([other[s] for s in best], [best[s] for s in best])  # noqa: E731
         how = "paired"
-    elif len(best) >= 2 and len(other) >= 2:
+    elif len(best) >= MIN_SEEDS and len(other) >= MIN_SEEDS:
         a, b = list(other.values()), list(best.values())
         if max(a) == min(a) and max(b) == min(b):
             return "identical" if a[0] == b[0] else "no spread", None
@@ -143,6 +145,7 @@ def compare_top(trials: Sequence, minimize: bool, top: int = TOP) -> TopTrials |
     if len(done) < 2:
         return None
     from statsmodels.stats.multitest import multipletests  # ~0.5 s: only when there is a test
+
     best = per_seed(done[0])
     tests = [_test(best, per_seed(t)) for t in done[1:]]
     tested = [i for i, (_, p) in enumerate(tests) if p is not None]
@@ -169,11 +172,12 @@ def _row(t, how: str, p: float | None, apart: bool) -> Comparison:
 
 def _line(done: list, rows: list[Comparison], test: str) -> str:
     ns = sorted({r.n for r in rows})
-    seeds = f"{ns[0]} seeds" if len(ns) == 1 else f"{ns[0]}–{ns[-1]} seeds"
-    if ns[-1] < 2:
+    seeds = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
+    seeds += " seed" if ns == [1] else " seeds"
+    if all(r.how in ("best", "too few seeds") for r in rows):
         return (
-            "one seed per trial: the top trials cannot be told apart across seeds "
-            "(give seeds='[0,1,2,3,4]')"
+            f"at {seeds} per trial the top trials cannot be told apart across seeds (a test "
+            f"needs {MIN_SEEDS} or more: seeds='[0,1,2,3,4]')"
         )
     how = f"{test}, Holm-adjusted, α = {ALPHA}"
     together = [t for t, r in zip(done, rows) if not r.apart]
