@@ -27,7 +27,7 @@ from initsweep.search import Pruned, PruningHook, open_job_trial
 from initsweep.search.seeds import seed_attrs
 from initsweep.summary import format_table, make_summary, objective_per_seed, objective_value
 from initsweep.train.checkpoint import Checkpoint, finished_objective, resume
-from initsweep.train.loop import AllDiverged, CopyState, fit
+from initsweep.train.loop import CopyState, fit
 
 log = logging.getLogger("initsweep")
 
@@ -75,8 +75,6 @@ def run_job(spec: JobSpec) -> float:
         except Pruned as p:  # the copies hold the metrics of the epoch it was pruned after
             log.info("%s", p)
             pruned = p
-        except AllDiverged as d:  # nothing left to train: the summary says "diverged"
-            log.warning("%s: %s", out, d)
         summary = make_summary(
             copies,
             spec.objective,

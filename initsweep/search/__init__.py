@@ -11,6 +11,13 @@
   itself: ``hydra_plugins/initsweep_optuna/space.py``).
 """
 
-from initsweep.search.pruning import JobTrial, Pruned, PruningHook, Trial, open_job_trial
+from initsweep.search.pruning import (
+    JobTrial,
+    Pruned,
+    PruningHook,
+    Trial,
+    open_job_trial,
+    trial_hooks,
+)
 
-__all__ = ["JobTrial", "Pruned", "PruningHook", "Trial", "open_job_trial"]
+__all__ = ["JobTrial", "Pruned", "PruningHook", "Trial", "open_job_trial", "trial_hooks"]

@@ -122,7 +122,7 @@ class PruningHook:
         self,
         trial: JobTrial,
         objective: Callable[[list[CopyState]], float],
-        attrs: Callable[[list[CopyState]], dict],
+        attrs: Callable[[list[CopyState]], dict] | None = None,
     ) -> None:
         self.trial, self.objective, self.attrs = trial, objective, attrs
 
@@ -130,7 +130,8 @@ class PruningHook:
         value = self.objective(copies)
         if not math.isfinite(value) or not self.trial.report(value, epoch):
             return
-        self.trial.record(self.attrs(copies))
+        if self.attrs is not None:
+            self.trial.record(self.attrs(copies))
         if self.trial.prune():
             raise Pruned(self.trial.number, epoch, value)
 
@@ -164,6 +165,16 @@ def open_trial(
         pruner=pruner,
     )
     return optuna.trial.Trial(study, trial_id)
+
+
+def trial_hooks(
+    trial: Trial | None, objective: Callable[[list[CopyState]], float]
+) -> list[PruningHook]:
+    """``[PruningHook]`` when the job is a search trial that can be pruned, else ``[]`` (for a
+    caller that records no per-seed values; :func:`initsweep.job.task.run_job` opens its trial
+    with :func:`open_job_trial` and records them)."""
+    opened = open_job_trial(trial)
+    return [PruningHook(opened, objective)] if opened is not None and opened.can_prune else []
 
 
 def open_job_trial(trial: Trial | None) -> JobTrial | None:

@@ -39,14 +39,6 @@ class CopyState:
     diverged_step: int | None = None
 
 
-class AllDiverged(Exception):
-    """Every copy diverged by ``step`` (in ``epoch``): :func:`fit` stops there, as nothing trains."""
-
-    def __init__(self, epoch: int, step: int) -> None:
-        super().__init__(f"every seed diverged by step {step} (epoch {epoch}): training stopped")
-        self.epoch, self.step = epoch, step
-
-
 class LoopHook(Protocol):
     """Something :func:`fit` runs after each epoch's evaluation (the checkpoint, pruning).
 
@@ -86,8 +78,8 @@ def fit(
     ``tracker.log_model(step, epoch, pop)`` runs at step 0 and after each epoch (histograms);
     each hook's ``on_epoch_end(epoch, step, pop, copies)`` runs after each epoch's evaluation
     (checkpoints, pruning). ``start_epoch``/``step`` resume a job from a checkpoint. Once every
-    copy has diverged (at a log point) it raises :class:`AllDiverged`; ``copies`` then hold each
-    seed's last metrics and divergence step.
+    copy has diverged (at a log point) nothing trains: it returns there, each copy holding its
+    last metrics and divergence step (the summary then says ``diverged``).
     """
     n = len(bundle.x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -136,7 +128,8 @@ def fit(
                 since_log = 0
                 if all(c.diverged_step is not None for c in copies):  # nothing left to train
                     bar.close()
-                    raise AllDiverged(epoch, step)
+                    tqdm.write(f"every seed diverged by step {step} (epoch {epoch}): stopped")
+                    return copies
         log_eval(epoch, ("val",))
         tracker.log_model(step, epoch, pop)
         for hook in hooks:
