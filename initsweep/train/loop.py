@@ -77,9 +77,9 @@ def fit(
 
     ``tracker.log_model(step, epoch, pop)`` runs at step 0 and after each epoch (histograms);
     each hook's ``on_epoch_end(epoch, step, pop, copies)`` runs after each epoch's evaluation
-    (checkpoints, pruning). ``start_epoch``/``step`` resume a job from a checkpoint. Once every
-    copy has diverged (at a log point) nothing trains: it returns there, each copy holding its
-    last metrics and divergence step (the summary then says ``diverged``).
+    (checkpoints, pruning). ``start_epoch``/``step`` resume a job from a checkpoint. At the end
+    of the epoch in which the last copy diverged it stops, as nothing trains any more; each copy
+    holds its last metrics and divergence step (the summary then says ``diverged``).
     """
     n = len(bundle.x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -126,14 +126,13 @@ def fit(
                 log_train(pop, copies, (loss_sum / since_log).tolist(), step, epoch, tracker, bar)
                 loss_sum.zero_()
                 since_log = 0
-                if all(c.diverged_step is not None for c in copies):  # nothing left to train
-                    bar.close()
-                    tqdm.write(f"every seed diverged by step {step} (epoch {epoch}): stopped")
-                    return copies
         log_eval(epoch, ("val",))
         tracker.log_model(step, epoch, pop)
         for hook in hooks:
             hook.on_epoch_end(epoch, step, pop, copies)
+        if all(c.diverged_step is not None for c in copies):  # nothing left to train
+            tqdm.write(f"every seed diverged by epoch {epoch} (step {step}): training stops")
+            break
     bar.close()
     return copies
 
