@@ -139,20 +139,20 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
                 and numbers[0] >= self.job_idx
             ):
                 self.job_idx = numbers[0]
+            returns, lost = [], ""
             with Heartbeats(study, trials):
                 try:
                     returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
                 except Exception as e:  # the launcher itself: a killed worker, a lost SLURM job
-                    returns, lost = [], f"{type(e).__name__}: {first_line(e)}"
+                    lost = f"{type(e).__name__}: {first_line(e)}"
                 except BaseException:  # Ctrl-C, SIGTERM: nothing of the batch stays RUNNING
                     self._lost(study, trials, "the search was interrupted")
                     raise
             self.job_idx += batch
-            if returns:
-                failures += sum(self._tell(study, t, r) for t, r in zip(trials, returns))
-            else:
-                failures += self._lost(study, trials, lost)
-                log.warning(f"The launcher failed ({lost}); the search goes on")
+            failures += sum(self._tell(study, t, r) for t, r in zip(trials, returns))
+            if lost or len(returns) < batch:
+                failures += self._lost(study, trials, lost or "the launcher returned no result")
+                log.warning(f"The launcher failed ({self.last_error}); the search goes on")
             launched += batch
             log.info(f"{launched}/{self.n_trials} trials done; {describe_best(study)}")
             if failures > self.max_failure_rate * self.n_trials:
