@@ -90,7 +90,14 @@ class OutputDirCheck(Callback):
 
 
 class JobFailed(Exception):
-    """A job of a multirun failed (reported as it happened): the launcher runs the others."""
+    """A job of a multirun failed (reported as it happened): the launcher runs the others.
+
+    ``kind`` names the failure's own class (``ConfigError`` ...): the search sweeper records it
+    in the trial's ``fail_reason``."""
+
+    def __init__(self, line: str, kind: str):
+        super().__init__(line)
+        self.kind = kind
 
 
 def _multirun() -> bool:
@@ -116,7 +123,7 @@ def _run_or_exit(cfg: DictConfig, task=job.run) -> float:
         if not _multirun():
             _error(line, code)
         print(f"initsweep: error: job {HydraConfig.get().job.num}: {line}", file=sys.stderr)
-        raise JobFailed(line) from None
+        raise JobFailed(line, type(e).__name__) from None
 
 
 def _app(main) -> None:

@@ -36,22 +36,32 @@ def aggregate(values: Sequence[float | None]) -> dict[str, float]:
     return {"mean": statistics.fmean(vals), "std": std, "n": len(vals)}
 
 
+def objective_per_seed(
+    copies: Sequence[Any], metric: str, on_diverge: str = "ignore", penalty: float | None = None
+) -> dict[int, float | None]:
+    """Each seed's part in the objective: its final ``metric``; a diverged seed counts as
+    ``penalty`` under ``on_diverge=penalize`` and is ``None`` (no value) otherwise."""
+    return {
+        c.seed: c.final.get(metric, math.nan)
+        if c.diverged_step is None
+        else (penalty if on_diverge == "penalize" else None)
+        for c in copies
+    }
+
+
 def objective_value(
     copies: Sequence[Any], metric: str, on_diverge: str = "ignore", penalty: float | None = None
 ) -> float:
     """The job's objective: the mean over seeds of ``metric``, diverged seeds as ``on_diverge`` says.
 
-    ``ignore``: the mean over the seeds that did not diverge; ``penalize``: a diverged seed counts
-    as ``penalty``; ``fail``: NaN if any seed diverged. Whatever the policy, a job whose seeds
-    *all* diverged returns NaN, which the Optuna sweeper records as a failed trial.
+    ``ignore``: the mean over the seeds that did not diverge (NaN when all did); ``penalize``: a
+    diverged seed counts as ``penalty``, also when every seed diverged; ``fail``: NaN if any seed
+    diverged. The Optuna sweeper records a NaN trial as diverged (``initsweep.search.pruning``).
     """
-    live = [c.final.get(metric, math.nan) for c in copies if c.diverged_step is None]
-    n_diverged = len(copies) - len(live)
-    if not live or (n_diverged and on_diverge == "fail"):
+    if on_diverge == "fail" and any(c.diverged_step is not None for c in copies):
         return math.nan
-    if on_diverge == "penalize":
-        live += [penalty] * n_diverged
-    return aggregate(live)["mean"]
+    values = objective_per_seed(copies, metric, on_diverge, penalty).values()
+    return aggregate([v for v in values if v is not None])["mean"]
 
 
 def make_summary(
@@ -65,13 +75,14 @@ def make_summary(
 ) -> dict:
     """``summary.json``: per-seed finals, their aggregate over the seeds that did not diverge,
     the objective, then ``extra`` (the job's name, strategy, config) and the search trial's
-    record (``search``; a ``pruned_epoch`` there makes the status ``pruned``)."""
+    record (``search``; a ``pruned_epoch`` there makes the status ``pruned``). A job whose seeds
+    all diverged stopped there: its status is ``diverged``, not ``finished``."""
     live = [c for c in copies if c.diverged_step is None]
     keys = sorted({k for c in copies for k in c.final})
     agg = {k: aggregate([c.final.get(k, math.nan) for c in live]) for k in keys}
     value = objective_value(copies, objective, on_diverge, penalty)
     summary = {
-        "status": "finished",
+        "status": "finished" if live else "diverged",
         "objective": {"metric": objective, "direction": direction(objective), "value": value},
         "seeds": [
             {

@@ -5,24 +5,28 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
 from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
+from scipy import stats
 
 from hydra_plugins.initsweep_optuna.space import parse_space
 from initsweep.config import CONF_DIR
 from initsweep.errors import ConfigError
 from initsweep.job import job_spec
 from initsweep.report.search import find_study_outputs
-from initsweep.search import Pruned, PruningHook, trial_hooks
+from initsweep.search import JobTrial, Pruned, PruningHook, open_job_trial
 from initsweep.search.pruning import open_trial
+from initsweep.search.seeds import compare_top, per_seed, seed_attrs
 from initsweep.search.storage import resolve_storage
 from initsweep.summary import objective_value
 from initsweep.train.loop import CopyState
@@ -34,8 +38,8 @@ TINY = ["dataset.limit=200", "seeds=[0]", "trainer.progress=false", "trainer.log
 
 def search(tmp: Path, *args: str, sweep: str = "sweep"):
     return run_cli(
+        *TINY,  # first: the test's own arguments override these
         *args,
-        *TINY,
         f"hydra.sweep.dir={tmp / sweep}",
         f"search.storage=sqlite:///{tmp / 'study.db'}",
     )
@@ -125,9 +129,10 @@ def test_on_diverge_ignores_penalizes_or_fails():
     assert objective_value(two_live, "val/loss", "ignore") == 1.5
     assert objective_value(two_live, "val/loss", "penalize", 9.0) == pytest.approx(4.0)
     assert math.isnan(objective_value(two_live, "val/loss", "fail"))
-    # all seeds diverged: NaN whatever the policy, which Optuna records as a failed trial
-    for policy in ("ignore", "penalize", "fail"):
-        assert math.isnan(objective_value(copies(None, None), "val/loss", policy, 9.0))
+    # all seeds diverged: no value to ignore the others for, or to fail; the penalty stays one
+    assert math.isnan(objective_value(copies(None, None), "val/loss", "ignore"))
+    assert math.isnan(objective_value(copies(None, None), "val/loss", "fail"))
+    assert objective_value(copies(None, None), "val/loss", "penalize", 9.0) == 9.0
 
 
 def test_on_diverge_is_checked(make_cfg):
@@ -155,17 +160,22 @@ def test_pruning_hook_prunes_a_trial_worse_than_the_median(tmp_path, make_cfg):
         "++search.study_name=s",
         f"++search.storage='{url}'",
     )
-    (hook,) = trial_hooks(job_spec(cfg).trial, lambda c: objective_value(c, "val/loss"))
+    trial = open_job_trial(job_spec(cfg).trial)
+    hook = PruningHook(trial, lambda c: objective_value(c, "val/loss"), lambda c: {"n": len(c)})
     hook.on_epoch_end(1, 10, None, copies(0.8))  # better than the completed trial: goes on
-    hook.on_epoch_end(2, 20, None, copies(float("nan"), None))  # not reported: NaN fails later
+    hook.on_epoch_end(2, 20, None, copies(float("nan"), None))  # not reported: no value
 
     pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
-    hook = PruningHook(open_trial(url, "s", hopeless.number, pruner), lambda c: 2.0)
+    seeds = {"per_seed": {"0": 2.0}, "n": 1}
+    hook = PruningHook(
+        JobTrial(open_trial(url, "s", hopeless.number, pruner)), lambda c: 2.0, lambda c: seeds
+    )
     with pytest.raises(Pruned) as e:
         hook.on_epoch_end(1, 10, None, copies(2.0))
     assert e.value.epoch == 1
     trials = optuna.load_study(study_name="s", storage=url).trials
     assert trials[hopeless.number].state == TrialState.PRUNED
+    assert trials[hopeless.number].user_attrs == seeds  # its seeds, recorded before it ended
     assert trials[fine.number].state == TrialState.RUNNING
     assert trials[fine.number].intermediate_values == {1: 0.8}
 
@@ -223,14 +233,53 @@ def graded_search(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_diverged_trial_is_failed_and_the_search_completes(graded_search):
+def test_a_trial_whose_seeds_all_diverge_stops_and_is_pruned(graded_search):
     res, tmp, by_lr = graded_search
     assert res.returncode == 0, res.stderr
     assert [by_lr[lr].number for lr in (0.3, 1e30, 1e-6)] == [0, 1, 2], "grid order changed"
-    assert by_lr[1e30].state == TrialState.FAIL
-    summary = json.loads((tmp / "sweep" / "1" / "summary.json").read_text())
-    assert summary["n_diverged"] == 1 and summary["objective"]["value"] is None  # JSON: no NaN
+    # recorded so that TPE learns from it (test_tpe_learns_where_trials_diverged), not FAIL
+    diverged = by_lr[1e30]
+    assert diverged.state == TrialState.PRUNED
+    assert diverged.user_attrs["n_diverged"] == 1 and diverged.user_attrs["per_seed"] == {
+        "0": None
+    }
+    # the job stopped after its first epoch of three and says why, not "finished"
+    job = tmp / "sweep" / "1"
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["n_diverged"] == 1
+    assert summary["objective"]["value"] is None  # JSON has no NaN
+    assert epochs_run(job) == 1 < epochs_run(tmp / "sweep" / "0") == 3
     assert (tmp / "sweep" / "optimization_results.yaml").read_text().count("optimizer.lr: 0.3")
+
+
+def test_tpe_learns_where_trials_diverged():
+    """TPE ranks pruned trials behind every completed one, and ignores failed ones: 10 trials
+    diverged for x > 0.5; recorded PRUNED, the next 20 samples mostly avoid that region."""
+
+    def share_sampled_high(state: TrialState) -> float:
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5))
+        dist = optuna.distributions.FloatDistribution(0.0, 1.0)
+        for i in range(20):
+            x = (i + 0.5) / 20
+            if x < 0.5:
+                trial = optuna.create_trial(params={"x": x}, distributions={"x": dist}, value=x)
+            else:
+                trial = optuna.create_trial(
+                    params={"x": x}, distributions={"x": dist}, state=state
+                )
+            study.add_trial(trial)
+        xs = []
+        for _ in range(20):
+            t = study.ask({"x": dist})
+            xs.append(t.params["x"])
+            study.tell(
+                t,
+                t.params["x"] if t.params["x"] < 0.5 else None,
+                state=None if t.params["x"] < 0.5 else state,
+            )
+        return sum(x >= 0.5 for x in xs) / len(xs)
+
+    assert share_sampled_high(TrialState.PRUNED) <= 0.2 < share_sampled_high(TrialState.FAIL)
 
 
 @pytest.mark.slow
@@ -245,9 +294,11 @@ def test_pruner_stops_a_hopeless_trial_early(graded_search):
     summary = json.loads((job / "summary.json").read_text())
     assert summary["status"] == "pruned" and summary["search"]["pruned_epoch"] == 1
     assert epochs_run(job) == 1 < epochs_run(tmp / "sweep" / "0") == 3
-    # pruned and failed trials are in the CSV and the plots
+    # pruned and diverged trials are in the CSV (with their seeds) and the plots
     rows = {r["number"]: r for r in csv.DictReader(open(tmp / "sweep" / "optuna_trials.csv"))}
-    assert [rows[n]["state"] for n in "012"] == ["COMPLETE", "FAIL", "PRUNED"]
+    assert [rows[n]["state"] for n in "012"] == ["COMPLETE", "PRUNED", "PRUNED"]
+    assert [rows[n]["n_diverged"] for n in "012"] == ["0", "1", "0"]
+    assert json.loads(rows["0"]["per_seed"])["0"] == pytest.approx(float(rows["0"]["value"]))
     assert (tmp / "sweep" / "optuna_history.png").stat().st_size > 10_000
 
 
@@ -264,3 +315,99 @@ def test_report_of_a_search_shows_its_trials_and_plots(graded_search):
     page = result.index.read_text()
     assert 'src="optuna_slice.png"' in page and 'href="optuna_trials.csv"' in page
     assert "optimizer.lr" in result.text  # the best parameters, printed
+
+
+# --- the seeds of a search ---------------------------------------------------------------------
+
+
+def seeded_trial(number: int, gain: float, values: dict[int, float]) -> optuna.trial.FrozenTrial:
+    dist = optuna.distributions.FloatDistribution(0.1, 10, log=True)
+    per_seed = {s: v for s, v in values.items()}
+    trial = optuna.create_trial(
+        params={"init.gain": gain},
+        distributions={"init.gain": dist},
+        value=sum(values.values()) / len(values),
+        user_attrs=seed_attrs(per_seed, 0),
+    )
+    trial.number = number
+    return trial
+
+
+def test_top_trials_are_tested_against_the_best_across_seeds():
+    base = {0: 0.160, 1: 0.170, 2: 0.150, 3: 0.165, 4: 0.155}
+    trials = [
+        seeded_trial(0, 1.41, base),
+        seeded_trial(
+            1,
+            1.60,
+            {s: v + d for (s, v), d in zip(base.items(), (0.004, -0.003, 0.002, 0.001, -0.002))},
+        ),
+        seeded_trial(
+            2, 0.50, {s: v + 0.05 + 0.001 * s for s, v in base.items()}
+        ),  # worse on every seed
+        seeded_trial(
+            3, 1.20, {s: v + 0.002 for s, v in base.items()}
+        ),  # the same shift: no spread
+        seeded_trial(4, 2.00, {0: 0.2, 1: 0.25, 5: 0.18}),  # other seeds: Welch's test
+    ]
+    top = compare_top(trials, minimize=True)
+    rows = {r.number: r for r in top.rows}
+    assert top.best == 0 and rows[0].how == "best"
+    # the references: scipy's paired and Welch t-tests, Holm over the three p-values
+    values = [list(per_seed(t).values()) for t in trials]
+    raw = {
+        1: stats.ttest_rel(values[1], values[0]).pvalue,
+        2: stats.ttest_rel(values[2], values[0]).pvalue,
+        4: stats.ttest_ind(values[4], values[0], equal_var=False).pvalue,
+    }
+    order = sorted(raw, key=raw.get)
+    holm, running = {}, 0.0
+    for i, n in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * raw[n]))
+        holm[n] = running
+    for n in raw:
+        assert rows[n].p == pytest.approx(holm[n])
+    assert [rows[n].how for n in (1, 2, 3, 4)] == ["paired", "paired", "no spread", "welch"]
+    assert rows[1].apart is False and rows[2].apart is True and rows[3].apart is True
+    assert rows[1].se == pytest.approx(statistics.stdev(values[1]) / math.sqrt(5))
+    assert top.test == "paired or Welch's t-test"
+    assert top.line.startswith("init.gain 1.41–2 (trials #0, #1, #4): cannot be told apart")
+    assert "at 3–5 seeds" in top.line
+
+
+def test_below_three_seeds_nothing_is_tested():
+    top = compare_top([seeded_trial(0, 1.0, {0: 0.1}), seeded_trial(1, 2.0, {0: 0.2})], True)
+    assert top.line.startswith("at 1 seed per trial the top trials cannot be told apart")
+    assert not any(r.apart for r in top.rows)
+    two = compare_top(
+        [seeded_trial(0, 1.0, {0: 0.1, 1: 0.11}), seeded_trial(1, 2.0, {0: 0.5, 1: 0.6})], True
+    )
+    assert "at 2 seeds per trial" in two.line and "needs 3 or more" in two.line
+
+
+@pytest.mark.slow
+def test_a_gain_search_keeps_the_seeds_and_names_its_objective(tmp_path):
+    res = search(
+        tmp_path,
+        "-m",
+        "search=gain",
+        "seeds=[0,1,2]",
+        "trainer.epochs=1",
+        "hydra.sweeper.n_trials=3",
+        "search.pruner=null",
+    )
+    assert res.returncode == 0, res.stderr
+    study = optuna.load_study(
+        study_name="default-gain", storage=f"sqlite:///{tmp_path / 'study.db'}"
+    )
+    assert study.metric_names == ["val/loss"]  # optuna-dashboard's label, not "Objective 0"
+    for t in study.trials:
+        assert set(t.user_attrs["per_seed"]) == {"0", "1", "2"} and t.user_attrs["n"] == 3
+        assert t.user_attrs["mean"] == pytest.approx(t.value)
+    assert "± s.e." in res.stdout
+    assert "cannot be told apart" in res.stdout or "differs from the next" in res.stdout
+    record = yaml.safe_load((tmp_path / "sweep" / "optuna_study.yaml").read_text())
+    assert record["top_trials"]["line"] in res.stdout
+    from initsweep.report import make_report
+
+    assert record["top_trials"]["line"] in make_report(tmp_path / "sweep", tmp_path / "r").text

@@ -30,6 +30,9 @@ class InitsweepOptunaSweeper(OptunaSweeper):
         max_failure_rate: float,
         custom_search_space: str | None,
         params: DictConfig | None,
+        heartbeat_interval: int = 30,
+        grace_period: int = 120,
+        max_retry: int = 1,
     ) -> None:
         from ._impl import InitsweepOptunaSweeperImpl
 
@@ -50,4 +53,7 @@ class InitsweepOptunaSweeper(OptunaSweeper):
             max_failure_rate,
             custom_search_space,
             params,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            max_retry=max_retry,
         )

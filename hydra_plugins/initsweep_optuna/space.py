@@ -45,12 +45,12 @@ def _groups(config: DictConfig) -> set[str]:
 
 
 def parse_space(
-    arguments: list[str], config: DictConfig
+    arguments: list[str], config: DictConfig, allow_empty: bool = False
 ) -> tuple[dict[str, BaseDistribution], dict[str, Any], list[str]]:
     """``(distributions, fixed values, fixed overrides)`` of the sweep's ``key=value`` arguments.
 
     Raises :class:`ConfigError` for an unknown key, an interval with low > high, a log interval
-    reaching 0 or below, or a space with nothing to search.
+    reaching 0 or below, or (unless ``allow_empty``) a space with nothing to search.
     """
     space: dict[str, BaseDistribution] = {}
     fixed: dict[str, Any] = {}
@@ -69,7 +69,7 @@ def parse_space(
         fixed_overrides += o
     for key in fixed:
         space.pop(key, None)
-    if not space:
+    if not space and not allow_empty:
         raise ConfigError(
             "the search space is empty: pick a preset (search=gain, scale, gain_scale, lr_gain) "
             "or give one on the command line, e.g. 'init.gain=tag(log, interval(0.1, 10))'"

@@ -36,9 +36,8 @@ from initsweep.job.build import (
     set_determinism,
 )
 from initsweep.job.spec import JobSpec
-from initsweep.job.task import run_job, summary_extra
-from initsweep.search import Pruned, trial_hooks
-from initsweep.summary import format_table, make_summary, objective_value
+from initsweep.job.task import open_job_trial, pruning_hooks, run_job, summarize_job
+from initsweep.search import Pruned
 from initsweep.track import Trackers
 from initsweep.train.checkpoint import (
     Checkpoint,
@@ -174,9 +173,20 @@ class GroupHooks:
             pop.freeze(i)
 
     def restore(self, ckpt: dict | None, pop, copies: list[CopyState]) -> None:
-        """A resumed group: the jobs pruned before the stop stay stopped."""
+        """A resumed group: the jobs pruned or diverged before the stop stay stopped."""
         for j, epoch in ((ckpt or {}).get("extra") or {}).get("pruned", {}).items():
             self.stop(int(j), Pruned(-1, epoch, float("nan")), pop, copies)
+        self.stop_diverged(copies)
+
+    def stop_diverged(self, copies: list[CopyState]) -> None:
+        """A job whose seeds all diverged stops, as it does alone (``fit``)."""
+        for job, (a, b) in enumerate(self.spans):
+            if job not in self.tracker.closed and all(
+                c.diverged_step is not None for c in copies[a:b]
+            ):
+                self.tracker.closed.add(job)
+                for c in copies[a:b]:
+                    c.stopped = True
 
     def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None:
         for job, hooks in enumerate(self.jobs):
@@ -187,6 +197,7 @@ class GroupHooks:
                 except Pruned as p:
                     log.info("%s", p)
                     self.stop(job, p, pop, copies)
+        self.stop_diverged(copies)
         self.checkpoint.on_epoch_end(epoch, step, pop, copies)
 
 
@@ -286,8 +297,9 @@ def _train_together(specs: list[JobSpec]) -> list[float | BaseException]:
     slices = [PopulationSlice(pop, a, b, cache) for a, b in spans]
     first_step = 0 if start_epoch == 1 else step + 1
     tracker = GroupTracker([make_trackers(spec, bundle, first_step) for spec in jobs], slices)
-    trials = [trial_hooks(spec.trial, _objective(spec)) for spec in jobs]
-    hooks = GroupHooks(where, config, layout, trials, spans, tracker)
+    trials = [open_job_trial(spec.trial) for spec in jobs]
+    prune = [pruning_hooks(spec, trial) for spec, trial in zip(jobs, trials)]
+    hooks = GroupHooks(where, config, layout, prune, spans, tracker)
     hooks.restore(ckpt, pop, copies)
     status = "failed"
     try:
@@ -301,9 +313,8 @@ def _train_together(specs: list[JobSpec]) -> list[float | BaseException]:
         copies = fit(pop, bundle, loop_cfg, tracker, copies, [hooks], start_epoch, step)
         for j, k in enumerate(live):
             mine = copies[slice(*spans[j])]
-            results[k] = _summarize(
-                jobs[j], mine, pop, layout, hooks.pruned.get(j), tracker.trackers[j]
-            )
+            pruned, job_tracker = hooks.pruned.get(j), tracker.trackers[j]
+            results[k] = summarize_job(jobs[j], mine, pop, layout, job_tracker, trials[j], pruned)
         status = "finished"
     except (KeyboardInterrupt, SystemExit):
         status = "interrupted"
@@ -311,26 +322,3 @@ def _train_together(specs: list[JobSpec]) -> list[float | BaseException]:
     finally:
         tracker.finish(status)
     return results
-
-
-def _objective(spec: JobSpec):
-    t = spec.trainer
-    return lambda copies: objective_value(copies, spec.objective, t.on_diverge, t.diverge_penalty)
-
-
-def _summarize(spec: JobSpec, copies, pop, layout, pruned: Pruned | None, tracker) -> float:
-    """The job's ``summary.json``, as the job alone writes it (``initsweep.job.task``)."""
-    t = spec.trainer
-    summary = make_summary(
-        copies,
-        spec.objective,
-        t.on_diverge,
-        t.diverge_penalty,
-        extra=summary_extra(spec, pop, layout),
-        search=spec.trial.record(pruned) if spec.trial else None,
-    )
-    tracker.log_summary(summary)
-    print(
-        format_table(summary["aggregate"], f"{spec.name}: {len(copies)} seeds ({spec.output_dir})")
-    )
-    return float(summary["objective"]["value"])

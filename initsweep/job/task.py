@@ -7,6 +7,8 @@ Hydra multirun and the Optuna sweeper; :func:`probe_job` stops after step 0 (``i
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 
 import torch
 
@@ -24,8 +26,9 @@ from initsweep.job.build import (
     set_determinism,
 )
 from initsweep.job.spec import JobSpec
-from initsweep.search import Pruned, trial_hooks
-from initsweep.summary import format_table, make_summary, objective_value
+from initsweep.search import JobTrial, Pruned, PruningHook, open_job_trial
+from initsweep.search.seeds import seed_attrs
+from initsweep.summary import format_table, make_summary, objective_per_seed, objective_value
 from initsweep.train.checkpoint import Checkpoint, finished_objective, previous_checkpoint, resume
 from initsweep.train.loop import CopyState, fit
 
@@ -70,9 +73,6 @@ def _train(spec: JobSpec, device) -> float:
     copies = [CopyState(s) for s in spec.seeds]
     start_epoch, step = resume(out, ckpt, pop, copies)
 
-    def objective(copies: list[CopyState]) -> float:
-        return objective_value(copies, spec.objective, t.on_diverge, t.diverge_penalty)
-
     # --- step-0 diagnostics: the loss at init against theory
     first_step = 0 if start_epoch == 1 else step + 1
     tracker, status = make_trackers(spec, bundle, first_step), "failed"
@@ -82,22 +82,14 @@ def _train(spec: JobSpec, device) -> float:
             tracker.log_init(report)
 
         # --- train; a search trial reports each epoch to its study and may be pruned
-        hooks = [Checkpoint(out, spec.config, layout), *trial_hooks(spec.trial, objective)]
-        pruned = None
+        trial, pruned = open_job_trial(spec.trial), None
+        hooks = [Checkpoint(out, spec.config, layout), *pruning_hooks(spec, trial)]
         try:
             copies = fit(pop, bundle, loop_cfg, tracker, copies, hooks, start_epoch, step)
         except Pruned as p:  # the copies hold the metrics of the epoch it was pruned after
             log.info("%s", p)
             pruned = p
-        summary = make_summary(
-            copies,
-            spec.objective,
-            t.on_diverge,
-            t.diverge_penalty,
-            extra=summary_extra(spec, pop, layout),
-            search=spec.trial.record(pruned) if spec.trial else None,
-        )
-        tracker.log_summary(summary)
+        value = summarize_job(spec, copies, pop, layout, tracker, trial, pruned)
         status = "finished"
     except (KeyboardInterrupt, SystemExit):  # SIGINT, SIGTERM (see cli.train), a launcher's
         status = (
@@ -106,7 +98,55 @@ def _train(spec: JobSpec, device) -> float:
         raise
     finally:
         tracker.finish(status)
-    print(format_table(summary["aggregate"], f"{spec.name}: {len(copies)} seeds ({out})"))
+    return value
+
+
+def objective_of(spec: JobSpec) -> Callable[[list[CopyState]], float]:
+    """The job's objective over its seeds' copies, as the job returns it."""
+    t = spec.trainer
+    return lambda copies: objective_value(copies, spec.objective, t.on_diverge, t.diverge_penalty)
+
+
+def seeds_of(spec: JobSpec) -> Callable[[list[CopyState]], dict]:
+    """What a search trial records of the job's seeds (per-seed objective, mean, std, n)."""
+    t = spec.trainer
+
+    def attrs(copies: list[CopyState]) -> dict:
+        per_seed = objective_per_seed(copies, spec.objective, t.on_diverge, t.diverge_penalty)
+        return seed_attrs(per_seed, sum(c.diverged_step is not None for c in copies))
+
+    return attrs
+
+
+def pruning_hooks(spec: JobSpec, trial: JobTrial | None) -> list[PruningHook]:
+    """A search trial's per-epoch report to its study (which may prune it), if it can prune."""
+    if trial is None or not trial.can_prune:
+        return []
+    return [PruningHook(trial, objective_of(spec), seeds_of(spec))]
+
+
+def summarize_job(
+    spec: JobSpec, copies, pop, layout: dict, tracker, trial: JobTrial | None, pruned
+) -> float:
+    """``summary.json`` (written through ``tracker``), the search trial's record, the end-of-job
+    table; the objective. Every runner of a job ends here (a job alone, a group's)."""
+    t = spec.trainer
+    summary = make_summary(
+        copies,
+        spec.objective,
+        t.on_diverge,
+        t.diverge_penalty,
+        extra=summary_extra(spec, pop, layout),
+        search=spec.trial.record(pruned) if spec.trial else None,
+    )
+    tracker.log_summary(summary)
+    if trial is not None and pruned is None:  # the trial's record, before the sweeper tells
+        trial.record(seeds_of(spec)(copies))
+        if summary["status"] == "diverged" and not math.isfinite(objective_of(spec)(copies)):
+            trial.prune()  # no value to learn from: pruned at its last reported value
+    print(
+        format_table(summary["aggregate"], f"{spec.name}: {len(copies)} seeds ({spec.output_dir})")
+    )
     return float(summary["objective"]["value"])
 
 

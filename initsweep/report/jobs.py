@@ -26,7 +26,9 @@ JOB_FILES = (SUMMARY, METRICS, INIT, ".hydra")
 SKIP_DIRS = {"wandb", "tensorboard", ".hydra", "report", "__pycache__"}
 
 # job status: finished | incomplete (no summary yet: running, failed or killed) | corrupt | empty
+# (| diverged: every seed diverged and the job stopped there; its summary is whole)
 FINISHED, INCOMPLETE, CORRUPT, EMPTY = "finished", "incomplete", "corrupt", "empty"
+DIVERGED = "diverged"
 
 
 def _natural_key(path: Path) -> list:
@@ -110,7 +112,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.status == FINISHED
+        return self.status in (FINISHED, DIVERGED)
 
     @property
     def seeds(self) -> list[int]:

@@ -42,6 +42,11 @@ def section(study: Study, out: Path, options: Options) -> Section | None:
         parts.append(f"<p>{html.escape(text)}</p>")
     else:
         text = ""
+    record = yaml.safe_load(found["study"].read_text()) if "study" in found else None
+    line = ((record or {}).get("top_trials") or {}).get("line")
+    if line:  # which of the best trials cannot be told apart across seeds
+        text = f"{text}\n{line}".strip()
+        parts.append(f"<p>{html.escape(line)}</p>")
     for kind in ("trials", *_PLOTS):
         if kind not in found:
             continue

@@ -1,8 +1,12 @@
 """Plots of an Optuna study (matplotlib, PNG): objective history, slices, parameter importances.
 
-Each function takes the study's trials (``FrozenTrial``), draws one figure and saves it. Pruned
-trials are drawn at their last reported value (hollow markers); failed trials have no value and
-are marked along the bottom of the history plot.
+Each function takes the study's trials (``FrozenTrial``), draws one figure and saves it. A
+completed trial is its mean over seeds with a bar of ± one standard error (from the per-seed
+values its job recorded, :mod:`initsweep.search.seeds`); a pruned trial is drawn hollow at its
+last reported value. Trials without a value are drawn along the edge of the worse values (the
+top for a loss), at their trial number (history) or searched value (slices), so the region where
+every seed diverged stays visible: red triangles for trials whose seeds all diverged, black
+crosses for failed ones.
 """
 
 from __future__ import annotations
@@ -18,9 +22,23 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa:
 from optuna.distributions import FloatDistribution, IntDistribution  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
+from initsweep.search.seeds import all_diverged, standard_error  # noqa: E402
 
-def _valued(trials: list[FrozenTrial], state: TrialState) -> list[FrozenTrial]:
-    return [t for t in trials if t.state == state and t.value is not None]
+EDGE = {  # trials without a value: a marker along the edge of the worse values
+    "diverged": {"marker": "^", "color": "C3", "label": "diverged (every seed)"},
+    "failed": {"marker": "x", "color": "black", "label": "failed (raised, or no value)"},
+}
+
+
+def kind(t: FrozenTrial) -> str:
+    """complete | pruned | diverged | failed | running: how a trial is drawn."""
+    if all_diverged(t):
+        return "diverged"
+    if t.state == TrialState.COMPLETE:
+        return "complete"
+    if t.state == TrialState.PRUNED:
+        return "pruned" if t.value is not None else "failed"
+    return "failed" if t.state == TrialState.FAIL else "running"
 
 
 def _log_y(ax, values: list[float]) -> None:
@@ -29,69 +47,114 @@ def _log_y(ax, values: list[float]) -> None:
         ax.set_yscale("log")
 
 
+def _points(ax, xs: list, trials: list[FrozenTrial], colors, hollow: bool) -> None:
+    """Mean ± standard error of each trial at ``xs``."""
+    errs = [standard_error(t) or 0.0 for t in trials]
+    ax.errorbar(
+        xs, [t.value for t in trials], yerr=errs, fmt="none", ecolor="grey", lw=1, zorder=1
+    )
+    ax.scatter(
+        xs,
+        [t.value for t in trials],
+        c=None if hollow else colors,
+        facecolors="none" if hollow else None,
+        edgecolors=colors,
+        zorder=2,
+    )
+
+
+def _room_for_edge(ax, minimize: bool) -> None:
+    """Widen the y axis by a strip on the worse side, where :func:`_edge` draws."""
+    lo, hi = ax.get_ylim()
+    if ax.get_yscale() == "log":
+        pad = (hi / lo) ** 0.12
+        ax.set_ylim(lo, hi * pad) if minimize else ax.set_ylim(lo / pad, hi)
+    else:
+        pad = 0.12 * (hi - lo)
+        ax.set_ylim(lo, hi + pad) if minimize else ax.set_ylim(lo - pad, hi)
+
+
+def _edge(ax, xs: list, what: str, minimize: bool) -> None:
+    style = EDGE[what]
+    ax.scatter(
+        xs,
+        [0.96 if minimize else 0.04] * len(xs),
+        marker=style["marker"],
+        color=style["color"],
+        transform=ax.get_xaxis_transform(),
+        clip_on=False,
+        zorder=3,
+    )
+
+
+def _legend_handles(kinds: set[str]) -> list[Line2D]:
+    handles = [
+        Line2D([], [], marker="o", ls="", color="grey", label="complete (mean ± s.e. over seeds)"),
+        Line2D([], [], marker="o", ls="", mfc="none", color="grey", label="pruned (last value)"),
+    ]
+    handles += [
+        Line2D([], [], marker=s["marker"], ls="", color=s["color"], label=s["label"])
+        for k, s in EDGE.items()
+        if k in kinds
+    ]
+    return handles
+
+
 def plot_history(
     trials: list[FrozenTrial], path: Path, label: str, minimize: bool, title: str
 ) -> Path:
     """Objective per trial number, by state, with the best value so far."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    done, pruned = _valued(trials, TrialState.COMPLETE), _valued(trials, TrialState.PRUNED)
-    failed = [t.number for t in trials if t.state == TrialState.FAIL]
-    ax.scatter([t.number for t in done], [t.value for t in done], color="C0", label="complete")
-    if pruned:
-        ax.scatter(
-            [t.number for t in pruned],
-            [t.value for t in pruned],
-            facecolors="none",
-            edgecolors="C1",
-            label="pruned (last reported value)",
-        )
+    by = {k: [t for t in trials if kind(t) == k] for k in ("complete", "pruned", *EDGE)}
+    for k, color in (("complete", "C0"), ("pruned", "C1")):
+        if by[k]:
+            _points(ax, [t.number for t in by[k]], by[k], color, hollow=k == "pruned")
+    done = sorted([t for t in trials if t.state == TrialState.COMPLETE], key=lambda t: t.number)
     if done:
         best, xs, ys = None, [], []
-        for t in sorted(done, key=lambda t: t.number):
+        for t in done:
             if best is None or (t.value < best if minimize else t.value > best):
                 best = t.value
             xs.append(t.number)
             ys.append(best)
         ax.step(xs, ys, where="post", color="C2", label="best so far")
-    if failed:  # no value to plot: a red tick along the bottom edge
-        ax.scatter(
-            failed,
-            [0.02] * len(failed),
-            marker="v",
-            color="C3",
-            transform=ax.get_xaxis_transform(),
-            label="failed (diverged or raised)",
-        )
-    _log_y(ax, [t.value for t in done + pruned])
+    _log_y(ax, [t.value for t in by["complete"] + by["pruned"]])
+    if any(by[k] for k in EDGE):
+        _room_for_edge(ax, minimize)
+    for k in EDGE:
+        if by[k]:
+            _edge(ax, [t.number for t in by[k]], k, minimize)
+    if trials:  # every trial on the axis, also failed ones after the last value
+        ax.set_xlim(-0.5, max(t.number for t in trials) + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="trial", ylabel=label, title=title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
+    handles = _legend_handles({k for k in EDGE if by[k]})
+    if done:
+        handles.append(Line2D([], [], color="C2", label="best so far"))
+    ax.legend(handles=handles, loc="best", fontsize="small")
     return _save(fig, path)
 
 
-def plot_slices(trials: list[FrozenTrial], path: Path, label: str, title: str) -> Path:
+def plot_slices(
+    trials: list[FrozenTrial], path: Path, label: str, minimize: bool, title: str
+) -> Path:
     """Objective against each parameter (one panel each), coloured by trial number."""
     names = sorted({p for t in trials for p in t.params})
     fig, axes = plt.subplots(
         1, len(names), figsize=(4.5 * len(names) + 1, 4.2), squeeze=False, sharey=True
     )
-    shown = [t for t in trials if t.value is not None and t.state != TrialState.FAIL]
-    numbers = [t.number for t in shown] or [0]
+    numbers = [t.number for t in trials] or [0]
     norm = plt.Normalize(min(numbers), max(numbers))
+    kinds = {t.number: kind(t) for t in trials}
     for ax, name in zip(axes[0], names):
-        for state, face in ((TrialState.COMPLETE, None), (TrialState.PRUNED, "none")):
-            ts = [t for t in shown if t.state == state and name in t.params]
+        having = [t for t in trials if name in t.params]
+        for k in ("complete", "pruned"):
+            ts = [t for t in having if kinds[t.number] == k]
             if ts:
                 colors = plt.cm.viridis(norm([t.number for t in ts]))
-                ax.scatter(
-                    [t.params[name] for t in ts],
-                    [t.value for t in ts],
-                    c=None if face else colors,
-                    facecolors=face,
-                    edgecolors=colors,
-                )
-        dist = next((t.distributions[name] for t in shown if name in t.distributions), None)
+                _points(ax, [t.params[name] for t in ts], ts, colors, hollow=k == "pruned")
+        dist = next((t.distributions[name] for t in having), None)
         if isinstance(dist, (FloatDistribution, IntDistribution)):
             # the whole search interval, so the plot shows where the sampler did not look
             ax.set_xlim(dist.low / 1.15 if dist.log else dist.low, dist.high * 1.15)
@@ -101,13 +164,16 @@ def plot_slices(trials: list[FrozenTrial], path: Path, label: str, title: str) -
                 ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel=name, title=f"objective vs {name}")
         ax.grid(alpha=0.3)
-    handles = [
-        Line2D([], [], marker="o", ls="", color="grey", label="complete"),
-        Line2D([], [], marker="o", ls="", mfc="none", color="grey", label="pruned (last value)"),
-    ]
-    axes[0][0].legend(handles=handles, loc="best", fontsize="small")
+    axes[0][0].legend(handles=_legend_handles(set(kinds.values())), loc="best", fontsize="small")
     axes[0][0].set_ylabel(label)
-    _log_y(axes[0][0], [t.value for t in shown])
+    _log_y(axes[0][0], [t.value for t in trials if kinds[t.number] in ("complete", "pruned")])
+    if set(kinds.values()) & set(EDGE):
+        _room_for_edge(axes[0][0], minimize)  # the panels share it
+    for ax, name in zip(axes[0], names):
+        for k in EDGE:
+            xs = [t.params[name] for t in trials if name in t.params and kinds[t.number] == k]
+            if xs:
+                _edge(ax, xs, k, minimize)
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axes[0].tolist())
     bar.set_label("trial")
     bar.locator = MaxNLocator(integer=True)

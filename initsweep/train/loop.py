@@ -107,7 +107,9 @@ def fit(
 
     ``tracker.log_model(step, epoch, pop)`` runs at step 0 and after each epoch (histograms);
     each hook's ``on_epoch_end(epoch, step, pop, copies)`` runs after each epoch's evaluation
-    (checkpoints, pruning). ``start_epoch``/``step`` resume a job from a checkpoint.
+    (checkpoints, pruning). ``start_epoch``/``step`` resume a job from a checkpoint. At the end
+    of the epoch in which the last copy diverged it stops, as nothing trains any more; each copy
+    holds its last metrics and divergence step (the summary then says ``diverged``).
     """
     n = len(bundle.x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -153,6 +155,9 @@ def fit(
         tracker.log_model(step, epoch, pop)
         for hook in hooks:
             hook.on_epoch_end(epoch, step, pop, copies)
+        if all(c.diverged_step is not None or c.stopped for c in copies):  # nothing trains
+            tqdm.write(f"every seed diverged by epoch {epoch} (step {step}): training stops")
+            break
     bar.close()
     return copies
 
