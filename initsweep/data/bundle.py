@@ -12,8 +12,8 @@ TASKS = ("multiclass", "binary", "regression")
 
 @dataclass
 class DataBundle:
-    """Train/val tensors and task facts. Targets: class indices (multiclass), 0/1 floats
-    (binary) or floats (regression), all of shape ``[N]``."""
+    """Train/val (and optional held-out test) tensors and task facts. Targets: class indices
+    (multiclass), 0/1 floats (binary) or floats (regression), all of shape ``[N]``."""
 
     name: str
     task: str
@@ -23,6 +23,8 @@ class DataBundle:
     y_val: Tensor
     num_classes: int | None = None  # multiclass only
     class_names: list[str] | None = None  # for reports; binary: [negative, positive]
+    x_test: Tensor | None = None  # the held-out split (dataset.test_fraction): evaluated once
+    y_test: Tensor | None = None
 
     def __post_init__(self) -> None:
         assert self.task in TASKS, self.task
@@ -62,9 +64,25 @@ class DataBundle:
             "std": float(y.std(correction=0)),
         }
 
+    def facts(self) -> dict:
+        """What the report needs to judge a metric without the data: split sizes and, for
+        classification, the class counts of val and test (chance accuracy and AUC)."""
+        out: dict = {"task": self.task, "num_classes": self.num_classes}
+        for split in ("train", "val", "test"):
+            y = getattr(self, f"y_{split}")
+            out[f"n_{split}"] = None if y is None else len(y)
+            if split != "train" and y is not None and self.task != "regression":
+                out[f"{split}_class_counts"] = torch.bincount(
+                    y.long(), minlength=self.num_classes or 2
+                ).tolist()
+        return out
+
     def to(self, device: torch.device | str) -> DataBundle:
         """The same bundle with every tensor on ``device`` (in-memory data lives on the device)."""
-        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val")}
+        keys = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+        moved = {
+            k: None if getattr(self, k) is None else getattr(self, k).to(device) for k in keys
+        }
         return DataBundle(
             self.name,
             self.task,

@@ -44,6 +44,7 @@ def run_job(spec: JobSpec) -> float:
     # --- data, models, init
     bundle, loss = build_data(spec)
     models, assignments = build_models(spec, bundle, loss)
+    facts = bundle.facts()  # split sizes and class counts: the report's chance levels
     bundle = bundle.to(device)
     pop = build_population(spec, models, loss, device)
     loop_cfg = loop_config(spec, loss)
@@ -72,7 +73,12 @@ def run_job(spec: JobSpec) -> float:
             spec.objective,
             t.on_diverge,
             t.diverge_penalty,
-            extra={"name": spec.name, "strategy": pop.strategy, "config": spec.config},
+            extra={
+                "name": spec.name,
+                "strategy": pop.strategy,
+                "data": facts,
+                "config": spec.config,
+            },
             search=spec.trial.record(pruned) if spec.trial else None,
         )
         tracker.log_summary(summary)

@@ -1,7 +1,8 @@
 """The training loop: every copy of the population sees the same batches in the same order.
 
 One readable loop (nanoGPT style): evaluate at step 0 (the loss at init), then epochs of shared
-batches. The hot path keeps losses on the device; the host reads them once per log interval.
+batches, then the held-out test split once (when the bundle has one). The hot path keeps losses
+on the device; the host reads them once per log interval.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class LoopHook(Protocol):
     """Something :func:`fit` runs after each epoch's evaluation (the checkpoint, pruning).
 
     ``copies`` hold each seed's metrics of that epoch; a hook may raise to stop the run
-    (``initsweep.search.Pruned``), after which the caller writes the summary.
+    (``initsweep.search.Pruned``): the test split is then evaluated at that epoch and the caller
+    writes the summary.
     """
 
     def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None: ...
@@ -77,13 +79,20 @@ def fit(
 
     ``tracker.log_model(step, epoch, pop)`` runs at step 0 and after each epoch (histograms);
     each hook's ``on_epoch_end(epoch, step, pop, copies)`` runs after each epoch's evaluation
-    (checkpoints, pruning). ``start_epoch``/``step`` resume a job from a checkpoint.
+    (checkpoints, pruning). ``start_epoch``/``step`` resume a job from a checkpoint. The test
+    split (``bundle.x_test``) is evaluated once, after the last epoch or the epoch a hook stopped
+    the run after: ``test/*`` enters each live copy's final metrics, never a hook's decision.
     """
     n = len(bundle.x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
+    held_out = bundle.x_test is not None
 
     def log_eval(epoch: int, splits: tuple[str, ...]) -> None:
-        data = {"train": (bundle.x_train, bundle.y_train), "val": (bundle.x_val, bundle.y_val)}
+        data = {
+            "train": (bundle.x_train, bundle.y_train),
+            "val": (bundle.x_val, bundle.y_val),
+            "test": (bundle.x_test, bundle.y_test),
+        }
         rows = [{} for _ in copies]
         for split in splits:
             for row, metrics in zip(rows, eval_split(pop, *data[split], bundle, cfg)):
@@ -126,9 +135,16 @@ def fit(
                 since_log = 0
         log_eval(epoch, ("val",))
         tracker.log_model(step, epoch, pop)
-        for hook in hooks:
-            hook.on_epoch_end(epoch, step, pop, copies)
+        try:
+            for hook in hooks:
+                hook.on_epoch_end(epoch, step, pop, copies)
+        except Exception:  # stopped (pruned) here: the held-out split still gets its one look
+            if held_out:
+                log_eval(epoch, ("test",))
+            raise
     bar.close()
+    if held_out:
+        log_eval(cfg.epochs, ("test",))
     return copies
 
 
