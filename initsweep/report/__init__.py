@@ -49,8 +49,9 @@ class Report:
 
     @property
     def text(self) -> str:
-        """What the terminal shows: the sections' text (the table)."""
-        return "\n".join(s.text for s in self.sections if s.text)
+        """What the terminal shows: the sections' alerts, then their text (the table)."""
+        alerts = [f"! {s.alert}" for s in self.sections if s.alert]
+        return "\n".join(alerts + [s.text for s in self.sections if s.text])
 
 
 def make_report(
