@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from initsweep.errors import ConfigError
