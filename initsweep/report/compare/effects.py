@@ -113,6 +113,11 @@ class Difference:
         low, high = (self.rel_low, self.rel_high) if self.relative else (self.low, self.high)
         return self.kind == TESTED and (low > 0 or high < 0)
 
+    def clear(self, p_adjusted: float) -> bool:
+        """A *clear* difference: the interval excludes zero and the t-test's p-value, adjusted
+        for its family (Holm), is below ``1 − level``."""
+        return self.excludes_zero and p_adjusted < 1 - self.level
+
 
 def _mean_diff(b, a, axis=-1):
     return b.mean(axis) - a.mean(axis)

@@ -73,8 +73,7 @@ def seeds_phrase(row: Row, other_first: bool = True, table: bool = False) -> str
 
 
 def is_clear(row: Row) -> bool:
-    r = row.result
-    return bool(r and r.excludes_zero and row.p_t_holm < 1 - r.level)
+    return bool(row.result and row.result.clear(row.p_t_holm))
 
 
 def num(x: float, sign: bool = False) -> str:
