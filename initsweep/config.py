@@ -21,7 +21,9 @@ from initsweep.track.wandb import MODES
 from initsweep.train.metrics import LOSSES
 from initsweep.train.population import STRATEGIES
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"  # the primary config dir, shipped in the package
+CONF_DIR = (
+    Path(__file__).resolve().parent / "conf"
+)  # the primary config dir, shipped in the package
 
 # configs are code: only these packages may be _target_s (Hydra 1.4 execution allow-list)
 TARGETS = ["initsweep.*", "torch.optim.*", "torch.nn.*", "torchvision.*"]

@@ -150,6 +150,8 @@ def test_a_search_compares_its_trials_with_the_best_by_their_searched_values(tmp
     assert comps.search and comps.baseline.label == "init.gain=1.605"
     assert {r.metric for r in comps.rows} == {"val/loss_final"}
     assert [r.other for r in comps.rows] == ["init.gain=0.31", "init.gain=1.2311", "init.gain=4.4"]
-    assert all(r.family_size == 3 and r.baseline == "init.gain=1.605 (best)" for r in comps.rows)
+    assert all(
+        r.family_size == 3 and r.baseline == "best trial init.gain=1.605" for r in comps.rows
+    )
     md, _, _ = comparison_section(jobs, tmp_path, n_resamples=99)
     assert "against the best one, init.gain=1.605" in md and "optimistic" in md

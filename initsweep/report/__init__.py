@@ -22,6 +22,7 @@ from initsweep.report import (
     search,
     signal,
     table,
+    trials,
 )
 from initsweep.report.html import page
 from initsweep.report.jobs import Study, load_study
@@ -37,6 +38,7 @@ SECTIONS = [
     signal.section,  # pre-activation std by depth, all schemes
     finals.section,  # final metrics: seeds as points
     compare.section,  # is the difference real? effects, intervals, verdicts
+    trials.section,  # a search's trials across seeds: objective vs each searched key, per seed
     search.section,  # the Optuna study's trials and plots, when the sweep is a search
 ]
 

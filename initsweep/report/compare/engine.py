@@ -244,7 +244,7 @@ def plan(jobs: list[Job], baseline: str | None) -> tuple[Baseline, list[Pair], b
         keys = varying_keys(jobs)
         best = best_trial(jobs)
         chosen = Baseline("", searched_label(best, keys), "the best trial on the objective")
-        label = f"{chosen.value} (best)"
+        label = f"best trial {chosen.value}"
         pairs = [Pair(best, v, label, searched_label(v, keys), "") for v in jobs if v is not best]
         return chosen, pairs, True
     chosen = resolve_baseline(jobs, baseline)
