@@ -38,7 +38,7 @@ def test_test_fraction_holds_out_a_seeded_share_before_the_val_split():
 def test_the_test_split_gets_the_same_task_transforms_as_val():
     b = embedded.digits(test_fraction=0.25, one_vs_rest=3)
     assert b.task == "binary" and set(b.y_test.unique().tolist()) <= {0.0, 1.0}
-    assert b.facts()["test_class_counts"][1] == int(b.y_test.sum())
+    assert b.summary()["test_class_counts"][1] == int(b.y_test.sum())
     lt = embedded.digits(test_fraction=0.25, imbalance={"ratio": 10})
     counts = torch.bincount(lt.y_test, minlength=10)
     assert counts[0] > 3 * counts[9]  # long-tailed like train and val

@@ -12,8 +12,8 @@ TASKS = ("multiclass", "binary", "regression")
 
 @dataclass
 class DataBundle:
-    """Train/val (and optional held-out test) tensors and task facts. Targets: class indices
-    (multiclass), 0/1 floats (binary) or floats (regression), all of shape ``[N]``."""
+    """Train/val tensors and task facts. Targets: class indices (multiclass), 0/1 floats
+    (binary) or floats (regression), all of shape ``[N]``."""
 
     name: str
     task: str
@@ -64,7 +64,7 @@ class DataBundle:
             "std": float(y.std(correction=0)),
         }
 
-    def facts(self) -> dict:
+    def summary(self) -> dict:
         """What the report needs to judge a metric without the data: split sizes and, for
         classification, the class counts of val and test (chance accuracy and AUC)."""
         out: dict = {"task": self.task, "num_classes": self.num_classes}

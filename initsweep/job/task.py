@@ -44,7 +44,6 @@ def run_job(spec: JobSpec) -> float:
     # --- data, models, init
     bundle, loss = build_data(spec)
     models, assignments = build_models(spec, bundle, loss)
-    facts = bundle.facts()  # split sizes and class counts: the report's chance levels
     bundle = bundle.to(device)
     pop = build_population(spec, models, loss, device)
     loop_cfg = loop_config(spec, loss)
@@ -76,7 +75,7 @@ def run_job(spec: JobSpec) -> float:
             extra={
                 "name": spec.name,
                 "strategy": pop.strategy,
-                "data": facts,
+                "data": bundle.summary(),  # split sizes, class counts: the report's chance levels
                 "config": spec.config,
             },
             search=spec.trial.record(pruned) if spec.trial else None,

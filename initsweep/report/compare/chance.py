@@ -1,7 +1,7 @@
 r"""Is an accuracy or an AUC at chance? What a guess that ignores the input scores, plus noise.
 
 The noise is that of the finite split the metric was measured on (``summary.json`` records each
-split's class counts, :meth:`initsweep.data.DataBundle.facts`), at the report's ``level``:
+split's class counts, :meth:`initsweep.data.DataBundle.summary`), at the report's ``level``:
 
 - **accuracy**: a prediction that ignores the input is right with probability
   :math:`\sum_c q_c \pi_c \le \max_c \pi_c` (:math:`\pi`: the split's class shares, :math:`q`:
