@@ -107,7 +107,7 @@ class Collect:
 def test_a_stopped_job_logs_test_at_the_epoch_it_stopped_after(make_cfg):
     spec = job_spec(make_cfg("dataset.test_fraction=0.2", "seeds=[0,1]", "trainer.epochs=3"))
     bundle, loss = build_data(spec)
-    models, _ = build_models(spec, bundle, loss)
+    models = build_models(spec, bundle, loss)[0]  # (models, assignments, ...)
     pop = build_population(spec, models, loss, torch.device("cpu"))
     copies, tracker = [CopyState(s) for s in spec.seeds], Collect()
     with pytest.raises(RuntimeError, match="after epoch 1"):
