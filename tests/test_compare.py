@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from initsweep.errors import ConfigError
 from initsweep.report.compare import compare_jobs, comparison_section, section
@@ -26,8 +26,9 @@ from tests.test_speed import job_records
 SEEDS = [0, 1, 2, 3, 4, 5]
 
 
-def fake_job(overrides, taus, *, data_seed=0, diverge=(), steps=40, per_epoch=10):
-    """A finished job whose seed s trains as ``2.3 · exp(-t / taus[s])`` (known speed)."""
+def fake_job(overrides, taus, *, data_seed=0, diverge=(), steps=40, per_epoch=10, **extra):
+    """A finished job whose seed s trains as ``2.3 · exp(-t / taus[s])`` (known speed);
+    ``extra`` goes into its summary (``data``: the split facts, ``config``)."""
     curves = {
         s: [2.3 * math.exp(-t / tau) + 0.05 for t in range(steps + 1)] for s, tau in taus.items()
     }
@@ -46,13 +47,17 @@ def fake_job(overrides, taus, *, data_seed=0, diverge=(), steps=40, per_epoch=10
         }
         for s in taus
     ]
+    live = [s["metrics"]["val/loss"] for s in seeds if not s["diverged"]]
     summary = {
         "status": "finished",
-        "objective": {"metric": "val/loss", "direction": "minimize"},
+        "objective": {"metric": "val/loss", "direction": "minimize", "value": np.mean(live)},
         "seeds": seeds,
         "n_diverged": len(diverge),
+        "aggregate": {"val/loss": {"mean": np.mean(live), "std": np.std(live), "n": len(live)}},
         "config": {"trainer": {"data_seed": data_seed, "batch_size": 64}},
     }
+    summary.update(extra)
+    summary["config"].setdefault("trainer", {"data_seed": data_seed, "batch_size": 64})
     return Job.of(overrides, summary, records)
 
 
@@ -98,16 +103,17 @@ def test_under_five_seeds_the_t_interval_still_covers_at_its_level(paired):
     assert abs(hits / draws - 0.95) <= 3 * math.sqrt(0.95 * 0.05 / draws), hits
 
 
-def test_identical_samples_give_an_interval_at_zero():
+def test_identical_samples_are_deterministic_not_tested():
     a = np.array([2.1, 2.4, 1.9, 2.2, 2.0])
     rng = np.random.default_rng(0)
     same = compare_samples(a, a.copy(), paired=True, rng=rng, n_resamples=999)
-    assert (same.low, same.diff, same.high) == (0.0, 0.0, 0.0)
-    assert same.p_t == 1.0 and same.p_rank == 1.0 and same.g == 0.0
+    assert same.kind == "deterministic" and (same.low, same.diff, same.high) == (0.0, 0.0, 0.0)
+    assert math.isnan(same.p_t) and math.isnan(same.p_rank) and math.isnan(same.g)
     assert same.seeds_needed is None and not same.excludes_zero
-    # unpaired, the same values still give an interval around zero
+    # unpaired, the same values still give an interval around zero and p = 1
     loose = compare_samples(a, a[::-1].copy(), paired=False, rng=rng, n_resamples=999)
-    assert loose.low < 0 < loose.high and loose.p_t == pytest.approx(1.0)
+    assert loose.kind == "tested" and loose.low < 0 < loose.high
+    assert loose.p_t == pytest.approx(1.0)
 
 
 def test_holm_against_a_hand_computed_example():
@@ -125,16 +131,27 @@ def test_hedges_g_with_the_exact_small_sample_correction():
     assert hedges_g(a, b) == pytest.approx(0.840750 * 1.5 / math.sqrt(1.4), rel=1e-5)
 
 
-def test_seeds_needed_is_where_the_t_interval_first_excludes_zero():
-    a = np.array([1.0, 1.4, 0.8, 1.2, 0.9, 1.1])
-    b = a + np.array([0.3, -0.1, 0.25, 0.05, 0.2, -0.05])
-    need = seeds_needed(a, b, paired=True, level=0.95)
-    d = b - a
-    half = lambda n: stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)  # noqa: E731
-    # at `need` pairs the interval of the observed mean difference excludes zero; one fewer not
-    assert abs(d.mean()) > half(need) and abs(d.mean()) <= half(need - 1)
-    # twice the mean difference with the same spread needs far fewer seeds (~1/4, t aside)
-    assert seeds_needed(a, b + d.mean(), paired=True, level=0.95) < need / 2
+@pytest.mark.parametrize(
+    "d, paired, need",
+    [
+        (0.5, False, 64),  # Cohen 1988, Table 2.4.1: d = 0.5, two-sided alpha 0.05, power 0.8
+        (0.8, False, 26),  # ibid.: d = 0.8
+        (0.5, True, 34),  # G*Power, one-sample (paired) t: d_z = 0.5 -> 34 pairs
+        (5.0, True, 4),  # at 3 pairs the power is 0.53 at alpha 0.01 (below)
+        (1e-4, False, None),  # beyond any realistic number of seeds
+    ],
+)
+def test_seeds_needed_is_the_textbook_power_analysis(d, paired, need):
+    alpha = 0.01 if d == 5.0 else 0.05
+    assert seeds_needed(d, paired=paired, alpha=alpha) == need
+    if need:  # 80% power at `need` seeds, not at one fewer (statsmodels' own power function;
+        # one tail at alpha/2: the other tail's share is < 1e-6 here, and NaN in scipy at d = 5)
+        analysis = TTestPower() if paired else TTestIndPower()
+
+        def power(n):
+            return analysis.power(d, n, alpha / 2, alternative="larger")
+
+        assert power(need) >= 0.8 > power(need - 1)
 
 
 def test_paired_by_seed_when_seeds_and_data_order_match_else_unpaired():
@@ -154,10 +171,11 @@ def test_paired_by_seed_when_seeds_and_data_order_match_else_unpaired():
 def test_identical_jobs_differ_by_exactly_zero():
     jobs = [fake_job(["name=a"], taus(10)), fake_job(["name=b"], taus(10))]
     comps = compare_jobs(jobs, n_resamples=999)
-    assert comps.baseline == "name=a" and len(comps.rows) >= 8
+    assert comps.baseline.label == "name=a" and "first value of name" in comps.baseline.why
+    assert len(comps.rows) >= 8
     for r in comps.rows:
         assert (r.result.low, r.result.diff, r.result.high) == (0, 0, 0), r.metric
-        assert "no clear difference" in verdict(r)
+        assert verdict(r).startswith("no difference in") and "deterministic" in verdict(r)
 
 
 def test_several_schemes_against_one_baseline_are_holm_corrected():
@@ -230,9 +248,11 @@ def test_section_writes_table_csv_and_forest_plot(tmp_path):
     md, page, files = comparison_section(jobs, tmp_path, baseline="init=a", n_resamples=999)
     assert {f.name for f in files} == {"comparison.csv", "speed.csv", "forest.png"}
     rows = list(csv.DictReader(open(tmp_path / "comparison.csv")))
-    assert len(rows) == md.count("\n| ") - 1 == page.count("<tr>") - 1  # the same rows everywhere
+    tables = md.count("\n### ")  # one table per metric, each with a header row
+    assert tables == len({r["metric"] for r in rows}) == page.count("<h3>")
+    assert len(rows) == md.count("\n| ") - tables == page.count("<tr>") - tables
     assert {r["other"] for r in rows} == {"init=b", "init=c"}
-    assert "| metric | baseline | other |" in md and "![forest plot" in md
+    assert "| other | baseline mean ± sd |" in md and "![forest plot" in md
     assert "init=b reaches train/loss" in md and "fewer steps" in md  # a verdict line
     assert "init=c reaches train/loss" not in md or "more steps" in md
     assert '<table class="comparison">' in page and 'src="forest.png"' in page

@@ -30,6 +30,10 @@ class DataBundle:
     y_val: Tensor
     num_classes: int | None = None  # multiclass only
     class_names: list[str] | None = None  # for reports; binary: [negative, positive]
+    x_test: Tensor | Samples | None = (
+        None  # the held-out split (dataset.test_fraction): evaluated once
+    )
+    y_test: Tensor | None = None
 
     def __post_init__(self) -> None:
         assert self.task in TASKS, self.task
@@ -74,10 +78,23 @@ class DataBundle:
         """Are the inputs read batch by batch (not one tensor in memory)?"""
         return not isinstance(self.x_train, Tensor)
 
+    def summary(self) -> dict:
+        """What the report needs to judge a metric without the data: split sizes and, for
+        classification, the class counts of val and test (chance accuracy and AUC)."""
+        out: dict = {"task": self.task, "num_classes": self.num_classes}
+        for split in ("train", "val", "test"):
+            y = getattr(self, f"y_{split}")
+            out[f"n_{split}"] = None if y is None else len(y)
+            if split != "train" and y is not None and self.task != "regression":
+                out[f"{split}_class_counts"] = torch.bincount(
+                    y.long(), minlength=self.num_classes or 2
+                ).tolist()
+        return out
+
     def to(self, device: torch.device | str) -> DataBundle:
         """The same bundle with every tensor on ``device`` (in-memory data lives on the device;
         streamed inputs stay where they are read from, their batches move)."""
-        fields = ("x_train", "y_train", "x_val", "y_val")
+        fields = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
         moved = {
             k: v.to(device) if isinstance(v, Tensor) else v
             for k, v in ((k, getattr(self, k)) for k in fields)

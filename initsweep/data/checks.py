@@ -50,9 +50,9 @@ def check_labels(name: str, task: str, y: Tensor, num_classes: int | None = None
 def check_bundle(bundle: DataBundle, batch_size: int) -> None:
     """Finite features and targets, class ids a loss can use, a target that varies, at least
     one full batch of training."""
-    for split in ("x_train", "y_train", "x_val", "y_val"):
+    for split in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         data = getattr(bundle, split)
-        if not isinstance(data, Tensor):  # streamed inputs are not read up front
+        if not isinstance(data, Tensor):  # no test split; streamed inputs are not read up front
             continue
         i = _first_bad(data)
         if i is not None:
@@ -60,8 +60,9 @@ def check_bundle(bundle: DataBundle, batch_size: int) -> None:
                 f"dataset {bundle.name}: {split} holds NaN or inf (first at sample {i}); "
                 "clean or drop those samples"
             )
-    for split in ("y_train", "y_val"):
-        check_labels(bundle.name, bundle.task, getattr(bundle, split), bundle.num_classes)
+    for split in ("y_train", "y_val", "y_test"):
+        if getattr(bundle, split) is not None:
+            check_labels(bundle.name, bundle.task, getattr(bundle, split), bundle.num_classes)
     if bundle.task == "regression" and bool((bundle.y_train == bundle.y_train[0]).all()):
         raise ConfigError(
             f"dataset {bundle.name}: the regression target is constant "

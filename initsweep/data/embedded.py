@@ -1,6 +1,7 @@
 """Datasets that ship with scikit-learn or are generated: every path here works offline.
 
-Each builder takes the shared transform keys (``val_fraction``, ``split_seed``, ``limit``; and for
+Each builder takes the shared transform keys (``val_fraction``, ``test_fraction``, ``split_seed``,
+``limit``; and for
 classification ``imbalance``, ``one_vs_rest``) and returns a :class:`DataBundle` through
 :func:`~initsweep.data.transforms.finish`.
 """
@@ -20,6 +21,7 @@ from initsweep.errors import invalid
 def digits(
     flatten: bool = True,
     val_fraction: float = 0.2,
+    test_fraction: float | None = None,
     split_seed: int = 0,
     limit: int | None = None,
     imbalance: Mapping | None = None,
@@ -41,6 +43,7 @@ def digits(
         num_classes=10,
         class_names=[str(n) for n in raw.target_names],
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
         split_seed=split_seed,
         limit_n=limit,
         imbalance_spec=imbalance,
@@ -70,6 +73,7 @@ def _tabular(name: str, loader, task: str, **transforms) -> DataBundle:
 
 def breast_cancer(
     val_fraction: float = 0.2,
+    test_fraction: float | None = None,
     split_seed: int = 0,
     limit: int | None = None,
     imbalance: Mapping | None = None,
@@ -80,6 +84,7 @@ def breast_cancer(
         skd.load_breast_cancer,
         "binary",
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
         split_seed=split_seed,
         limit_n=limit,
         imbalance_spec=imbalance,
@@ -88,6 +93,7 @@ def breast_cancer(
 
 def wine(
     val_fraction: float = 0.2,
+    test_fraction: float | None = None,
     split_seed: int = 0,
     limit: int | None = None,
     imbalance: Mapping | None = None,
@@ -99,6 +105,7 @@ def wine(
         skd.load_wine,
         "multiclass",
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
         split_seed=split_seed,
         limit_n=limit,
         imbalance_spec=imbalance,
@@ -108,6 +115,7 @@ def wine(
 
 def iris(
     val_fraction: float = 0.2,
+    test_fraction: float | None = None,
     split_seed: int = 0,
     limit: int | None = None,
     imbalance: Mapping | None = None,
@@ -119,6 +127,7 @@ def iris(
         skd.load_iris,
         "multiclass",
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
         split_seed=split_seed,
         limit_n=limit,
         imbalance_spec=imbalance,
@@ -127,7 +136,10 @@ def iris(
 
 
 def diabetes(
-    val_fraction: float = 0.2, split_seed: int = 0, limit: int | None = None
+    val_fraction: float = 0.2,
+    test_fraction: float | None = None,
+    split_seed: int = 0,
+    limit: int | None = None,
 ) -> DataBundle:
     """Diabetes progression: 442 samples, 10 features; the target (25 … 346, mean 152, median
     140.5) is kept in its raw units, so an output bias at zero starts far from it."""
@@ -136,6 +148,7 @@ def diabetes(
         skd.load_diabetes,
         "regression",
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
         split_seed=split_seed,
         limit_n=limit,
     )
@@ -152,6 +165,7 @@ def synthetic(
     noise_dist: str = "normal",
     seed: int = 0,
     val_fraction: float = 0.2,
+    test_fraction: float | None = None,
     split_seed: int = 0,
     limit: int | None = None,
     imbalance: Mapping | None = None,
@@ -203,6 +217,7 @@ def synthetic(
         y,
         num_classes=classes if task == "multiclass" else None,
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
         split_seed=split_seed,
         limit_n=limit,
         imbalance_spec=imbalance,
@@ -215,6 +230,7 @@ def adding(
     samples: int = 2000,
     seed: int = 0,
     val_fraction: float = 0.2,
+    test_fraction: float | None = None,
     split_seed: int = 0,
     limit: int | None = None,
 ) -> DataBundle:
@@ -248,6 +264,7 @@ def adding(
         x,
         y,
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
         split_seed=split_seed,
         limit_n=limit,
     )

@@ -1,10 +1,13 @@
-"""Dataset transforms shared by every builder: limit, seeded split, imbalance, one-vs-rest.
+"""Dataset transforms shared by every builder: limit, seeded splits, imbalance, one-vs-rest.
 
 Every classification dataset takes the same keys (``dataset.limit``, ``dataset.val_fraction``,
-``dataset.split_seed``, ``dataset.imbalance.*``, ``dataset.one_vs_rest``) and goes through
-:func:`finish`, in this order::
+``dataset.test_fraction``, ``dataset.split_seed``, ``dataset.imbalance.*``,
+``dataset.one_vs_rest``) and goes through :func:`finish`, in this order::
 
-    limit → train/val split → imbalance (per split) → one-vs-rest → standardise → DataBundle
+    limit → test split → train/val split → imbalance (per split) → one-vs-rest → standardise
+    → DataBundle
+
+The test split is held out: the job evaluates it once, at the end, and nothing selects on it.
 
 so the bundle's class prior and target statistics describe the training split *after* the
 transforms, which is what the bias rules must see.
@@ -36,10 +39,13 @@ def limit(x: Tensor, y: Tensor, n: int | None, seed: int, key: str = "dataset.li
     return x[keep], y[keep]
 
 
-def split(x: Tensor, y: Tensor, val_fraction: float, split_seed: int):
+def split(
+    x: Tensor, y: Tensor, val_fraction: float, split_seed: int, key: str = "dataset.val_fraction"
+):
     """A seeded random train/val split: ``x_train, y_train, x_val, y_val``."""
-    if not 0.0 < val_fraction < 1.0:
-        raise invalid("dataset.val_fraction", val_fraction, "must be in (0, 1)")
+    number = isinstance(val_fraction, (int, float)) and not isinstance(val_fraction, bool)
+    if not (number and 0.0 < val_fraction < 1.0):
+        raise invalid(key, val_fraction, "must be in (0, 1)")
     perm = torch.randperm(len(x), generator=_gen(split_seed))
     n_val = max(1, round(val_fraction * len(x)))
     return x[perm[n_val:]], y[perm[n_val:]], x[perm[:n_val]], y[perm[:n_val]]
@@ -125,11 +131,12 @@ def class_index(positive: int | str, class_names: Sequence[str] | None, num_clas
     return positive
 
 
-def standardize(x_train: Tensor, x_val: Tensor) -> tuple[Tensor, Tensor]:
-    """z-score every feature with the training split's mean and std (val uses the same numbers)."""
+def standardize(x_train: Tensor, *others: Tensor | None) -> tuple[Tensor | None, ...]:
+    """z-score every feature with the training split's mean and std (val and test use the same
+    numbers); a missing split (``None``) stays ``None``."""
     mean, std = x_train.mean(0), x_train.std(0)
     std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature stays constant
-    return (x_train - mean) / std, (x_val - mean) / std
+    return tuple(None if x is None else (x - mean) / std for x in (x_train, *others))
 
 
 def finish(
@@ -142,6 +149,8 @@ def finish(
     class_names: Sequence[str] | None = None,
     val: tuple[Tensor, Tensor] | None = None,
     val_fraction: float | None = 0.2,
+    test: tuple[Tensor, Tensor] | None = None,
+    test_fraction: float | None = None,
     split_seed: int = 0,
     limit_n: int | None = None,
     imbalance_spec: Mapping | None = None,
@@ -150,11 +159,14 @@ def finish(
 ) -> DataBundle:
     """Apply the transforms in order and return the :class:`DataBundle`.
 
-    ``val`` is a predefined validation split (torchvision's test set); without it (or with
-    ``val_fraction`` set) the training pool is split at random with ``split_seed``. ``limit_n``
-    caps each source split (the pool; or train and the predefined val) before anything else.
-    ``imbalance_spec`` subsamples the training split; with ``val: true`` in it (the default) the
-    val split gets the same per-class treatment, so val measures the same task.
+    ``test`` is a predefined test split (torchvision's test set); without it,
+    ``test_fraction`` (``None``: no test split) holds out that share of the pool first, with its
+    own seeded draw. ``val`` is a predefined validation split (torchvision's test set when there
+    is no test split); without it (or with ``val_fraction`` set) the rest of the pool is split
+    at random with ``split_seed``. ``limit_n`` caps each source split (the pool; or train and
+    the predefined val or test) before anything else. ``imbalance_spec`` subsamples the training
+    split; with ``val: true`` in it (the default) the val and test splits get the same per-class
+    treatment, so they measure the same task.
     """
     classification = task in ("multiclass", "binary")
     if classification:
@@ -166,8 +178,14 @@ def finish(
         value = dict(imbalance_spec) if active else one_vs_rest
         raise invalid(key, value, f"not for {name}: it is a {task} task")
 
-    # --- limit, then the train/val split
+    # --- limit, then the held-out test split, then the train/val split
     x, y = limit(x, y, limit_n, split_seed)
+    x_te = y_te = None
+    if test is not None:
+        x_te, y_te = limit(*test, limit_n, split_seed + 2)
+        y_te = y_te.long() if classification else y_te
+    elif test_fraction is not None:
+        x, y, x_te, y_te = split(x, y, test_fraction, split_seed + 2, "dataset.test_fraction")
     if val is not None and val_fraction is None:
         x_val, y_val = limit(*val, limit_n, split_seed + 1)
         y_val = y_val.long() if classification else y_val
@@ -182,21 +200,28 @@ def finish(
         x_tr, y_tr = imbalance(x_tr, y_tr, num_classes, imbalance_spec, split_seed)
         if imbalance_spec.get("val", True):
             x_val, y_val = imbalance(x_val, y_val, num_classes, imbalance_spec, split_seed + 1)
+            if x_te is not None:
+                x_te, y_te = imbalance(x_te, y_te, num_classes, imbalance_spec, split_seed + 2)
 
     # --- one vs rest: the positive class becomes 1, every other class 0
     if one_vs_rest is not None:
         pos = class_index(one_vs_rest, class_names, num_classes)
         y_tr, y_val = (y_tr == pos).long(), (y_val == pos).long()
+        y_te = None if y_te is None else (y_te == pos).long()
         positive = str(class_names[pos]) if class_names else str(pos)
         task, class_names = "binary", [f"not {positive}", positive]
     if task == "binary":
         y_tr, y_val, num_classes = y_tr.float(), y_val.float(), None
+        y_te = None if y_te is None else y_te.float()
 
     if standardize_x:
-        x_tr, x_val = standardize(x_tr, x_val)
-    if len(x_tr) == 0 or len(x_val) == 0:
+        x_tr, x_val, x_te = standardize(x_tr, x_val, x_te)
+    if len(x_tr) == 0 or len(x_val) == 0 or (x_te is not None and len(x_te) == 0):
+        left = f"{len(x_tr)} train / {len(x_val)} val" + (
+            "" if x_te is None else f" / {len(x_te)} test"
+        )
         raise ConfigError(
-            f"dataset {name}: the transforms left {len(x_tr)} train / {len(x_val)} val samples; "
+            f"dataset {name}: the transforms left {left} samples; "
             "raise dataset.limit or relax dataset.imbalance"
         )
     return DataBundle(
@@ -208,6 +233,8 @@ def finish(
         y_val,
         num_classes=num_classes,
         class_names=list(class_names) if class_names is not None else None,
+        x_test=None if x_te is None else x_te.contiguous(),
+        y_test=y_te,
     )
 
 

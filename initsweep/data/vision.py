@@ -2,8 +2,12 @@
 
 The images (uint8 on disk) become one float tensor ``[N, C, H, W]``, normalised per channel with
 the dataset's usual training-set mean and std; ``bundle.to(device)`` then moves them to the GPU in
-one copy (all four fit: CIFAR-10 train is 0.6 GB in float32). The validation split is the official
-test set unless ``val_fraction`` is set, which splits the training set instead.
+one copy (all four fit: CIFAR-10 train is 0.6 GB in float32).
+
+Splits: with ``test_fraction="official"`` (the yaml default) the official test set is the
+held-out test split and val is a seeded ``val_fraction`` of the training set (0.1: 6000 images of
+(Fashion-)MNIST, 5000 of CIFAR). With ``test_fraction=None`` (the Python default) there is no test
+split and val is the official test set unless ``val_fraction`` splits the training set instead.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from torchvision import datasets
 
 from initsweep.data.bundle import DataBundle
 from initsweep.data.transforms import finish
-from initsweep.errors import ConfigError, first_line
+from initsweep.errors import ConfigError, first_line, invalid
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ def load(
     download: bool = True,
     normalize: bool = True,
     val_fraction: float | None = None,
+    test_fraction: float | str | None = None,
     split_seed: int = 0,
     limit: int | None = None,
     imbalance: Mapping | None = None,
@@ -110,8 +115,20 @@ def load(
 ) -> DataBundle:
     """One of :data:`SPECS` as a :class:`DataBundle` (multiclass, or binary with one_vs_rest).
 
-    ``normalize=False`` keeps pixels in [0, 1] (as Keras tutorials feed FashionMNIST).
+    ``normalize=False`` keeps pixels in [0, 1] (as Keras tutorials feed FashionMNIST);
+    ``test_fraction``: ``"official"``, a fraction of the training set, or ``None`` (see above).
     """
+    official = test_fraction == "official"
+    if isinstance(test_fraction, str) and not official:
+        raise invalid(
+            "dataset.test_fraction", test_fraction, "use official, a fraction in (0, 1) or null"
+        )
+    if official and val_fraction is None:
+        raise ConfigError(
+            "dataset.val_fraction=None is invalid with dataset.test_fraction=official: the "
+            "official test set is the test split; give a share of the training set for val "
+            "(e.g. 0.1), or set dataset.test_fraction=null to validate on the official test set"
+        )
     spec = SPECS[name]
     train, test = _open(name, root, True, download), _open(name, root, False, download)
     x_train, x_test = _images(train), _images(test)
@@ -124,8 +141,10 @@ def load(
         torch.as_tensor(train.targets),
         num_classes=len(train.classes),
         class_names=list(train.classes),
-        val=(x_test, torch.as_tensor(test.targets)),
+        val=None if official else (x_test, torch.as_tensor(test.targets)),
         val_fraction=val_fraction,
+        test=(x_test, torch.as_tensor(test.targets)) if official else None,
+        test_fraction=None if official else test_fraction,
         split_seed=split_seed,
         limit_n=limit,
         imbalance_spec=imbalance,

@@ -36,7 +36,7 @@ from initsweep.job.build import (
     set_determinism,
 )
 from initsweep.job.spec import JobSpec
-from initsweep.job.task import open_job_trial, pruning_hooks, run_job, summarize_job
+from initsweep.job.task import how_it_ran, open_job_trial, pruning_hooks, run_job, summarize_job
 from initsweep.search import Pruned
 from initsweep.track import Trackers
 from initsweep.train.checkpoint import (
@@ -311,10 +311,11 @@ def _train_together(specs: list[JobSpec]) -> list[float | BaseException]:
                 tracker.trackers[j].log_init(report)
             cache.clear()
         copies = fit(pop, bundle, loop_cfg, tracker, copies, [hooks], start_epoch, step)
+        ran = how_it_ran(pop, layout, bundle)
         for j, k in enumerate(live):
             mine = copies[slice(*spans[j])]
             pruned, job_tracker = hooks.pruned.get(j), tracker.trackers[j]
-            results[k] = summarize_job(jobs[j], mine, pop, layout, job_tracker, trials[j], pruned)
+            results[k] = summarize_job(jobs[j], mine, ran, job_tracker, trials[j], pruned)
         status = "finished"
     except (KeyboardInterrupt, SystemExit):
         status = "interrupted"

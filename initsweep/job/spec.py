@@ -30,6 +30,7 @@ log = logging.getLogger("initsweep")
 VOLATILE = (
     "allow_targets",  # what a config may build, not what it computes
     "paths",
+    "report",  # read by initsweep-report only
     "resources",  # the launcher's (a job may resume on another cluster or locally)
     "tracker",
     "trainer.progress",
@@ -242,6 +243,8 @@ def validate(spec: JobSpec) -> None:
     dropout = spec.model.get("dropout", 0.0)
     _check(0.0 <= dropout < 1.0, "model.dropout", dropout, "must be in [0, 1)")
     allowed = sorted(set().union(*METRIC_KEYS.values()))
+    val = spec.objective.replace("test/", "val/", 1)  # the held-out split is never selected on
+    _check(val == spec.objective, "objective", spec.objective, f"test/ is held out; use {val}")
     _check(
         spec.objective in allowed, "objective", spec.objective, f"use one of {', '.join(allowed)}"
     )

@@ -89,7 +89,9 @@ def _train(spec: JobSpec, device) -> float:
         except Pruned as p:  # the copies hold the metrics of the epoch it was pruned after
             log.info("%s", p)
             pruned = p
-        value = summarize_job(spec, copies, pop, layout, tracker, trial, pruned)
+        value = summarize_job(
+            spec, copies, how_it_ran(pop, layout, bundle), tracker, trial, pruned
+        )
         status = "finished"
     except (KeyboardInterrupt, SystemExit):  # SIGINT, SIGTERM (see cli.train), a launcher's
         status = (
@@ -126,7 +128,7 @@ def pruning_hooks(spec: JobSpec, trial: JobTrial | None) -> list[PruningHook]:
 
 
 def summarize_job(
-    spec: JobSpec, copies, pop, layout: dict, tracker, trial: JobTrial | None, pruned
+    spec: JobSpec, copies, ran: dict, tracker, trial: JobTrial | None, pruned
 ) -> float:
     """``summary.json`` (written through ``tracker``), the search trial's record, the end-of-job
     table; the objective. Every runner of a job ends here (a job alone, a group's)."""
@@ -136,7 +138,7 @@ def summarize_job(
         spec.objective,
         t.on_diverge,
         t.diverge_penalty,
-        extra=summary_extra(spec, pop, layout),
+        extra=summary_extra(spec, ran),
         search=spec.trial.record(pruned) if spec.trial else None,
     )
     tracker.log_summary(summary)
@@ -150,15 +152,15 @@ def summarize_job(
     return float(summary["objective"]["value"])
 
 
-def summary_extra(spec: JobSpec, pop, layout: dict) -> dict:
+def summary_extra(spec: JobSpec, ran: dict) -> dict:
     """What ``summary.json`` says of the job besides its numbers (one place for every runner)."""
-    return {
-        "name": spec.name,
-        "tags": list(spec.tags),
-        "strategy": pop.strategy,
-        "layout": layout,
-        "config": spec.config,
-    }
+    return {"name": spec.name, "tags": list(spec.tags), **ran, "config": spec.config}
+
+
+def how_it_ran(pop, layout: dict, bundle) -> dict:
+    """The population's strategy, its CPU layout, and the data's split sizes and class counts
+    (the report's chance levels)."""
+    return {"strategy": pop.strategy, "layout": layout, "data": bundle.summary()}
 
 
 def probe_job(spec: JobSpec) -> float:

@@ -25,6 +25,7 @@ from initsweep.report import (
     search,
     signal,
     table,
+    trials,
 )
 from initsweep.report.html import page
 from initsweep.report.jobs import Study, load_study
@@ -40,6 +41,7 @@ SECTIONS = [
     signal.section,  # pre-activation std by depth, all schemes
     finals.section,  # final metrics: seeds as points
     compare.section,  # is the difference real? effects, intervals, verdicts
+    trials.section,  # a search's trials across seeds: objective vs each searched key, per seed
     search.section,  # the Optuna study's trials and plots, when the sweep is a search
 ]
 
@@ -52,8 +54,9 @@ class Report:
 
     @property
     def text(self) -> str:
-        """What the terminal shows: the sections' text (the table)."""
-        return "\n".join(s.text for s in self.sections if s.text)
+        """What the terminal shows: the sections' alerts, then their text (the table)."""
+        alerts = [f"! {s.alert}" for s in self.sections if s.alert]
+        return "\n".join(alerts + [s.text for s in self.sections if s.text])
 
 
 def make_report(

@@ -20,6 +20,9 @@ figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
 figcaption, .note, .meta { color: #555; font-size: .9em; }
 nav a { margin-right: 1em; }
 .problems { color: #8a6d00; }
+.alert { background: #fff4d6; border-left: 4px solid #e0a800; padding: .5em .8em; }
+table.comparison { width: 100%; } table.comparison td { white-space: normal; }
+table.comparison td:first-child { min-width: 9em; } h3 { font-size: 1em; margin: 1.4em 0 .4em; }
 """
 
 
@@ -30,6 +33,7 @@ def _anchor(title: str) -> str:
 def page(study: Study, sections: list[Section], out: Path) -> Path:
     done, total = len(study.finished), len(study.jobs)
     nav = "".join(f'<a href="#{_anchor(s.title)}">{html.escape(s.title)}</a>' for s in sections)
+    alerts = "".join(f'<p class="alert">{html.escape(s.alert)}</p>' for s in sections if s.alert)
     body = "".join(
         f'<section id="{_anchor(s.title)}"><h2>{html.escape(s.title)}</h2>{s.html}</section>'
         for s in sections
@@ -43,7 +47,7 @@ def page(study: Study, sections: list[Section], out: Path) -> Path:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>initsweep report: {html.escape(study.root.name)}</title><style>{CSS}</style>"
         f"</head><body><h1>initsweep report: {html.escape(str(study.root))}</h1>"
-        f'<p class="meta">{html.escape(meta)}</p><nav>{nav}</nav>{body}</body></html>\n'
+        f'<p class="meta">{html.escape(meta)}</p>{alerts}<nav>{nav}</nav>{body}</body></html>\n'
     )
     path = out / "index.html"
     path.write_text(doc)

@@ -23,6 +23,8 @@ from initsweep.overrides import varying_keys as _varying
 from initsweep.summary import from_json
 
 JOB_FILES = (SUMMARY, METRICS, INIT, ".hydra")
+# overrides the Optuna sweeper gives each trial to find its study: they vary, they are not factors
+BOOKKEEPING = ("search.trial", "search.study_name", "search.storage")
 SKIP_DIRS = {"wandb", "tensorboard", ".hydra", "report", "__pycache__"}
 
 # job status: finished | incomplete (no summary yet: running, failed or killed) | corrupt | empty
@@ -178,9 +180,25 @@ def load_job(path: Path, root: Path) -> Job:
 
 
 def varying_keys(jobs: list[Job]) -> list[str]:
-    """The override keys whose value differs between jobs (in first-seen order); jobs whose
-    overrides are unknown (no ``.hydra/overrides.yaml``) do not count."""
-    return _varying([job.overrides for job in jobs if job.overrides_known])
+    """The override keys whose value differs between jobs (in first-seen order), the searched
+    keys of an Optuna search but not its :data:`BOOKKEEPING`; jobs whose overrides are unknown
+    (no ``.hydra/overrides.yaml``) do not count."""
+    keys = _varying([job.overrides for job in jobs if job.overrides_known])
+    return [k for k in keys if k not in BOOKKEEPING]
+
+
+def short(value: str) -> str:
+    """An override value to read: a sampled float (``1.6053958873434``) to 4 significant digits;
+    anything typed by hand (``1.4142``, ``zeros``) as it is."""
+    try:
+        return f"{float(value):.4g}" if len(value) > 8 else value
+    except ValueError:
+        return value
+
+
+def is_search(jobs: list[Job]) -> bool:
+    """Whether the jobs are trials of an Optuna search (the sweeper's overrides or summary)."""
+    return any("search.trial" in j.overrides or (j.summary or {}).get("search") for j in jobs)
 
 
 @dataclass
@@ -217,7 +235,7 @@ def load_study(root: Path) -> Study:
     ]
     varying = varying_keys(jobs)
     for job in jobs:
-        parts = [f"{k}={job.overrides[k]}" for k in varying if k in job.overrides]
+        parts = [f"{k}={short(job.overrides[k])}" for k in varying if k in job.overrides]
         alone = len(jobs) == 1 and job.config.get("name")  # a single run: the study's name
         job.label = " ".join(parts) or str(alone or job.name)
     return Study(root, jobs, varying)

@@ -35,6 +35,7 @@ class Section:
     html: str
     files: list[Path] = field(default_factory=list)
     text: str = ""  # printed to the terminal (the table)
+    alert: str = ""  # said at the top of the page and of the terminal output
 
 
 def save(fig: Figure, path: Path) -> Path:

@@ -1,7 +1,8 @@
 """The training loop: every copy of the population sees the same batches in the same order.
 
 One readable loop (nanoGPT style): evaluate at step 0 (the loss at init), then epochs of shared
-batches. The hot path keeps losses on the device; the host reads them once per log interval.
+batches, then the held-out test split once (when the bundle has one). The hot path keeps losses
+on the device; the host reads them once per log interval.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class LoopHook(Protocol):
     """Something :func:`fit` runs after each epoch's evaluation (the checkpoint, pruning).
 
     ``copies`` hold each seed's metrics of that epoch; a hook may raise to stop the run
-    (``initsweep.search.Pruned``), after which the caller writes the summary.
+    (``initsweep.search.Pruned``): the test split is then evaluated at that epoch and the caller
+    writes the summary.
     """
 
     def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None: ...
@@ -109,19 +111,29 @@ def fit(
     each hook's ``on_epoch_end(epoch, step, pop, copies)`` runs after each epoch's evaluation
     (checkpoints, pruning). ``start_epoch``/``step`` resume a job from a checkpoint. At the end
     of the epoch in which the last copy diverged it stops, as nothing trains any more; each copy
-    holds its last metrics and divergence step (the summary then says ``diverged``).
+    holds its last metrics and divergence step (the summary then says ``diverged``). The test
+    split (``bundle.x_test``) is evaluated once, after the last epoch or the epoch a hook stopped
+    the run after: ``test/*`` enters each live copy's final metrics, never a hook's decision.
     """
     n = len(bundle.x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
+    held_out = bundle.x_test is not None
 
     def log_eval(epoch: int, splits: tuple[str, ...]) -> None:
-        data = {"train": (bundle.x_train, bundle.y_train), "val": (bundle.x_val, bundle.y_val)}
+        data = {
+            "train": (bundle.x_train, bundle.y_train),
+            "val": (bundle.x_val, bundle.y_val),
+            "test": (bundle.x_test, bundle.y_test),
+        }
         rows = [{} for _ in copies]
         for split in splits:
             for row, metrics in zip(rows, eval_split(pop, *data[split], bundle, cfg)):
                 row.update({f"{split}/{k}": v for k, v in metrics.items()})
+        # a stopped copy (a group's pruned job) is frozen at the epoch it stopped after: its
+        # held-out look comes with the others', at the end
+        look = splits == ("test",)
         for c, row in zip(copies, rows):
-            if epoch > 0 and c.diverged_step is None and not c.stopped:
+            if epoch > 0 and c.diverged_step is None and (look or not c.stopped):
                 c.final.update(row)
         tracker.log_metrics([c.record(step, epoch, row) for c, row in zip(copies, rows)])
 
@@ -137,6 +149,7 @@ def fit(
     )
     bar.update((start_epoch - 1) * steps_per_epoch)
     device = bundle.y_train.device
+    epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs + 1):
         order = batch_order(n, cfg.data_seed, epoch).to(device)
         loss_sum = torch.zeros(len(copies), device=device)
@@ -153,12 +166,19 @@ def fit(
                 since_log = 0
         log_eval(epoch, ("val",))
         tracker.log_model(step, epoch, pop)
-        for hook in hooks:
-            hook.on_epoch_end(epoch, step, pop, copies)
+        try:
+            for hook in hooks:
+                hook.on_epoch_end(epoch, step, pop, copies)
+        except Exception:  # stopped (pruned) here: the held-out split still gets its one look
+            if held_out:
+                log_eval(epoch, ("test",))
+            raise
         if all(c.diverged_step is not None or c.stopped for c in copies):  # nothing trains
             tqdm.write(f"every seed diverged by epoch {epoch} (step {step}): training stops")
             break
     bar.close()
+    if held_out:
+        log_eval(epoch, ("test",))
     return copies
 
 

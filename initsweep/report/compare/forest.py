@@ -1,9 +1,14 @@
-"""Forest plot: every comparison's difference with its bootstrap interval, one panel per metric.
+"""Forest plot: every comparison's difference with its interval, one panel per metric.
 
 Each point is the ratio of the other job's mean to the baseline's (``1 + relative difference``)
 on a log axis, so "half the steps" and "twice the steps" sit equally far from ×1 and a 40-fold
 blow-up does not flatten a 10% gain. Green: clearly better, red: clearly worse, grey: no clear
-difference (see :mod:`initsweep.report.verdict`); circles are paired by seed, squares unpaired.
+difference (see :mod:`initsweep.report.verdict`); circles are paired by seed, squares unpaired,
+a diamond without a bar is a deterministic (exact) ratio.
+
+It shows only what it can draw: a row without a verdict (too few seeds), with both arms at
+chance (not ranked) or without a ratio (a quantity that can be negative, a value missing on a
+side) is left out, and :func:`not_drawn` says how many and why.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from matplotlib.figure import Figure  # the Agg canvas: no pyplot state, no disp
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from initsweep.report.compare.effects import MIN_BOOTSTRAP
+from initsweep.report.compare.effects import DETERMINISTIC, FEW, MIN_BOOTSTRAP, MIN_SEEDS
 from initsweep.report.compare.engine import Row, better
 from initsweep.report.compare.verdict import describe, is_clear
 
@@ -34,10 +39,26 @@ def _ratios(row: Row) -> tuple[float, float, float]:
     return 1 + r.rel, 1 + r.rel_low, 1 + r.rel_high
 
 
-def _plottable(row: Row) -> bool:
-    """A ratio with a positive interval (metrics of one sign: losses, accuracies, steps)."""
+def why_not(row: Row) -> str | None:
+    """Why a row is not drawn (``None``: it is)."""
     r = row.result
-    return r is not None and all(math.isfinite(x) and x > 0 for x in _ratios(row))
+    if r is None or r.kind == FEW:
+        return f"under {MIN_SEEDS} seeds with a value"
+    if all(row.at_chance):
+        return "both arms at chance"
+    if not all(math.isfinite(x) and x > 0 for x in _ratios(row)):
+        return "no ratio of means (a value that can be negative, or a bound at -100%)"
+    return None
+
+
+def not_drawn(rows: list[Row]) -> str:
+    """ "12 rows under 3 seeds with a value; 2 rows both arms at chance" ("" when all drawn)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        why = why_not(r)
+        if why:
+            counts[why] = counts.get(why, 0) + 1
+    return "; ".join(f"{n} row{'s' * (n > 1)} {why}" for why, n in counts.items())
 
 
 def _ticks(ax, lo: float, hi: float) -> None:
@@ -57,34 +78,18 @@ def _ticks(ax, lo: float, hi: float) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(label))
 
 
-def _why_not(row: Row) -> str:
-    r = row.result
-    if r is None:
-        got, n = row.n_values, row.n_seeds
-        return (
-            f"no interval: a value in {got[1]}/{n[1]} seeds here, {got[0]}/{n[0]} in the baseline"
-        )
-    if r.mean_a == 0:
-        return "no ratio: the baseline mean is 0 (see the table)"
-    return f"interval too wide for a ratio ({min(r.n_a, r.n_b)} seeds; see the table)"
-
-
 def _panel(ax, group: list[Row]) -> None:
     """One metric: a row per comparison, the ratio and its interval on a log axis."""
     ys = -np.arange(len(group), dtype=float)
-    drawn = [r for r in group if _plottable(r)]
-    lo = min([min(_ratios(r)) for r in drawn] + [1.0])
-    hi = max([max(_ratios(r)) for r in drawn] + [1.0])
+    lo = min([min(_ratios(r)) for r in group] + [1.0])
+    hi = max([max(_ratios(r)) for r in group] + [1.0])
     pad = (hi / lo) ** 0.08 if hi > lo else 1.02
     for y, r in zip(ys, group):
-        if not _plottable(r):  # said, not dropped: e.g. a target one job never reached
-            ax.text(
-                0.5, y, _why_not(r), ha="center", va="center", fontsize=7, color="0.35",
-                transform=ax.get_yaxis_transform(),  # x in axes fractions, y in rows
-            )  # fmt: skip
-            continue
         mid, low, high = _ratios(r)
         color = COLORS[_kind(r)]
+        if r.result.kind == DETERMINISTIC:
+            ax.plot(mid, y, "D", color="black", mfc="white", ms=6)
+            continue
         ax.plot([low, high], [y, y], color=color, lw=2)
         ax.plot(mid, y, "o" if r.result.paired else "s", color=color, ms=6)
     ax.axvline(1, color="black", lw=1)
@@ -99,12 +104,12 @@ def _panel(ax, group: list[Row]) -> None:
 
 
 def forest_plot(rows: list[Row], path: Path, *, baseline: str) -> Path | None:
-    """Write the forest plot of ``rows`` to ``path`` (PNG); ``None`` when no row has a ratio."""
-    shown = [r for r in rows if _plottable(r)]
+    """Write the forest plot of the drawable ``rows`` to ``path`` (PNG); ``None`` when none is."""
+    shown = [r for r in rows if why_not(r) is None]
     if not shown:
         return None
-    metrics = list(dict.fromkeys(r.metric for r in rows))
-    groups = [[r for r in rows if r.metric == m] for m in metrics]
+    metrics = list(dict.fromkeys(r.metric for r in shown))
+    groups = [[r for r in shown if r.metric == m] for m in metrics]
     ncols = 1 if len(groups) <= 4 else 2
     nrows = math.ceil(len(groups) / ncols)
     heights = [
@@ -128,6 +133,7 @@ def forest_plot(rows: list[Row], path: Path, *, baseline: str) -> Path | None:
         Line2D([], [], color=COLORS["unclear"], marker="o", lw=2, label="no clear difference"),
         Line2D([], [], color="0.3", marker="o", ls="", label="paired by seed"),
         Line2D([], [], color="0.3", marker="s", ls="", label="unpaired"),
+        Line2D([], [], color="black", mfc="white", marker="D", ls="", label="deterministic"),
     ]
     fig.legend(handles=handles, fontsize=7, loc="outside right upper")
     path.parent.mkdir(parents=True, exist_ok=True)

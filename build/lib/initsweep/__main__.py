@@ -1,0 +1,3 @@
+from initsweep.cli import train
+
+train()

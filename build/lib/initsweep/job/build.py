@@ -1,0 +1,342 @@
+"""The parts of a job, built from its spec: device, data, models, population, trackers."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.errors import InstantiationException
+from torch import Tensor, nn
+
+from initsweep.config import TARGETS
+from initsweep.data import DataBundle
+from initsweep.data.checks import check_bundle
+from initsweep.errors import ConfigError, first_line, invalid, unknown_key
+from initsweep.files import unwritable
+from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, param_generator
+from initsweep.job.spec import JobSpec
+from initsweep.targets import check_node, hydra_refusal
+from initsweep.track import FilesTracker, Trackers
+from initsweep.track.base import Tracker
+from initsweep.track.histograms import Histogrammer
+from initsweep.track.tensorboard import TensorBoardTracker
+from initsweep.track.wandb import WandbTracker
+from initsweep.train.loop import LoopConfig
+from initsweep.train.metrics import METRIC_KEYS, loss_fn, output_units, resolve_loss
+from initsweep.train.population import Population, make_population
+
+log = logging.getLogger("initsweep")
+
+
+def build(node, key: str = "node", targets: Sequence[str] = TARGETS):
+    """``hydra.utils.instantiate`` of a ``_target_`` node (the job's ``dataset``, ``model``,
+    ``optimizer``), logged as it goes; a ``_partial_`` node gives the partial, as in Hydra.
+
+    Only ``targets`` may be built (the job passes its spec's, ``allow_targets`` included): checked
+    by name before anything is imported, and by Hydra against the resolved objects, this list
+    alone, not the app's. A key the callable does not take (``+model.hiden=…``) fails before the
+    call, naming the closest one.
+    """
+    check_node(node, key, targets)
+    log.info("Instantiating <%s>", node["_target_"])
+    only = hydra.utils.execution_whitelist(with_definitions(tuple(targets)), reset=True)
+    try:
+        made = hydra.utils.instantiate(node, _partial_=True, _execution_whitelist_=only)
+    except InstantiationException as e:
+        refusal = hydra_refusal(e, key)
+        if refusal is None:
+            raise
+        raise refusal from None
+    check_arguments(made, key)
+    return made if node.get("_partial_") else made()
+
+
+@functools.cache
+def with_definitions(targets: tuple[str, ...]) -> tuple[str, ...]:
+    """``targets`` plus, for each full name, the name of what it names where it is defined.
+
+    Hydra checks a partial's call and a callable result (a model) by where they are defined:
+    ``initsweep.models.MLP`` is ``initsweep.models.mlp.MLP``.
+    """
+    defined = []
+    for target in targets:
+        module, _, name = target.rpartition(".")
+        if name == "*":
+            continue
+        try:
+            obj = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):  # Hydra's own error names what is missing
+            continue
+        defined.append(f"{obj.__module__}.{obj.__qualname__}")
+    return tuple(dict.fromkeys([*targets, *defined]))
+
+
+def check_arguments(made: functools.partial, key: str) -> None:
+    """Every key of the node is a parameter of its callable (unless it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(made.func).parameters
+    except (TypeError, ValueError):  # no signature to check against: the call will tell
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for name, value in made.keywords.items():
+        if name not in params:
+            raise unknown_key(f"{key}.{name}", value, params)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``trainer.device``: ``auto`` is CUDA where there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"trainer.device={name!r} is invalid: use auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name!r}: CUDA is not available here; use auto or cpu")
+    return device
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any work when the job cannot write its files (nothing else is touched)."""
+    why = unwritable(out)
+    if why:
+        raise ConfigError(
+            f"paths.output_dir={str(out)!r} is not writable ({why}); "
+            "choose another hydra.run.dir / hydra.sweep.dir"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def set_determinism(on: bool) -> None:
+    """``trainer.deterministic``: PyTorch's deterministic algorithms (GPU runs bit-identical)."""
+    if on:
+        # cuBLAS needs a fixed workspace for deterministic matmuls (set before the first use)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+
+
+def build_data(spec: JobSpec) -> tuple[DataBundle, str]:
+    """The dataset, checked, and the loss the job trains with."""
+    bundle = build(spec.dataset, "dataset", spec.targets)
+    check_bundle(bundle, spec.trainer.batch_size)
+    if spec.objective not in METRIC_KEYS[bundle.task]:
+        allowed = ", ".join(sorted(METRIC_KEYS[bundle.task]))
+        raise ConfigError(
+            f"objective={spec.objective!r} is not logged for a {bundle.task} task; "
+            f"use one of {allowed}"
+        )
+    return bundle, resolve_loss(bundle.task, spec.trainer.loss)
+
+
+# keys of a model's yaml that tell initsweep about the model (see initsweep.init.InitModel);
+# the model's class gets them too only if its constructor takes them
+DECLARED_KEYS = ("output_layer", "activation")
+# what the job offers every model's constructor: the data's input shape and the output units
+SIZE_KEYS = ("input_shape", "out_features")
+
+
+def model_factory(
+    node: dict, targets: Sequence[str] = TARGETS
+) -> tuple[Callable[..., nn.Module], dict]:
+    """The model's constructor (a partial of its ``_target_``) and what its yaml declares."""
+    if not node.get("_partial_"):
+        raise ConfigError(
+            f"model._target_={node.get('_target_')!r}: the model yaml needs `_partial_: true` "
+            "(the job builds one model per seed)"
+        )
+    check_node(node, "model", targets)  # every _target_ of it, the declared keys' too
+    declared = {k: node[k] for k in DECLARED_KEYS if k in node}
+    for key, value in declared.items():
+        if not isinstance(value, str):
+            raise invalid(f"model.{key}", value, "give a name (an activation, a layer's name)")
+    made = build({k: v for k, v in node.items() if k not in DECLARED_KEYS}, "model", targets)
+    takes = _accepted(made.func)
+    kw = {**made.keywords, **{k: v for k, v in declared.items() if takes(k)}}
+    return functools.partial(made.func, *made.args, **kw), declared
+
+
+def _accepted(fn) -> Callable[[str], bool]:
+    """Does ``fn`` take a keyword argument of this name (any name, with ``**kwargs``)?"""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: offer it everything
+        return lambda name: True
+    names = {p.name for p in params}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return lambda name: True
+    return names.__contains__
+
+
+def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, list, ModelFacts]:
+    """One initialised model per seed (drawn on the CPU), each one's init assignment, and what
+    the models are (activation, output layer: declared in the yaml, or found on the first)."""
+    make_model, declared = model_factory(spec.model, spec.targets)
+    units = output_units(bundle.num_outputs, loss)
+    takes = _accepted(make_model.func)
+    sizes = dict(zip(SIZE_KEYS, (bundle.input_shape, units)))
+    sizes = {k: v for k, v in sizes.items() if takes(k) and k not in make_model.keywords}
+    ctx = BiasContext(
+        bundle.task,
+        bundle.class_prior,
+        bundle.y_train,
+        loss,
+        huber_delta=spec.trainer.huber_delta,
+    )
+    sample = bundle.x_train[:2].to("cpu")
+    models, assignments, facts = [], [], None
+    for seed in spec.seeds:
+        model = make_model(**sizes)
+        if facts is None:
+            check_memory(model, len(spec.seeds), resolve_device(spec.trainer.device))
+            check_outputs(model, sample, units, bundle.task, loss)
+            facts = model_facts(model, declared, sample)
+        # x_train: data-dependent schemes (LSUV) calibrate on a batch of it
+        assignments.append(
+            initialize(model, spec.init, spec.bias, ctx, seed, bundle.x_train, facts=facts)
+        )
+        models.append(model)
+    return models, assignments, facts
+
+
+@torch.no_grad()
+def check_outputs(model: nn.Module, sample: Tensor, units: int, task: str, loss: str) -> None:
+    """The model maps ``[N, *input_shape]`` to ``[N, units]``; else one line saying what to set."""
+    try:
+        out = model.eval()(sample)
+    except Exception as e:  # the user's forward: say what it was given
+        raise ConfigError(
+            f"model: {type(model).__name__} failed on a batch of shape {list(sample.shape)} "
+            f"({type(e).__name__}: {first_line(e)}); check the model's input sizes"
+        ) from None
+    finally:
+        model.train()
+    if not isinstance(out, Tensor) or out.shape != (len(sample), units):
+        got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ConfigError(
+            f"model: {type(model).__name__} returns {got} for {len(sample)} inputs; a {task} "
+            f"task with loss {loss} needs [N, {units}] (set the model's output size)"
+        )
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes that can be allocated now on ``device`` (``None`` where the OS does not say)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:  # Linux: MemAvailable counts reclaimable caches too
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(model: torch.nn.Module, copies: int, device: torch.device) -> None:
+    """Refuse, before allocating them, copies that cannot fit: the models (built on the CPU),
+    and on the device their weights, a stacked copy and the gradients. A lower bound (optimizer
+    state and activations come on top), so a job that fits is never refused."""
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    cpu = torch.device("cpu")
+    for where, need in [(cpu, copies * size), (device, 3 * copies * size)]:
+        free = free_memory(where)
+        if free is not None and need > free:
+            raise ConfigError(
+                f"seeds: {copies} copies of this model ({size / 2**20:.0f} MiB of parameters "
+                f"each) need at least {need / 2**30:.1f} GiB on {where} but {free / 2**30:.1f} GiB "
+                "are free; run fewer seeds per job (split them over a multirun, e.g. -m "
+                "'seeds=[0,1,2],[3,4,5]') or a smaller model"
+            )
+
+
+def build_population(
+    spec: JobSpec,
+    models: list,
+    loss: str,
+    device: torch.device,
+    strategy: str | None = None,
+    sample: Tensor | None = None,
+    shards: int | None = None,
+) -> Population:
+    """The seeds' copies on ``device``: one stacked population where the model allows it
+    (``sample``, a couple of inputs on ``device``, tries a stacked forward), split into
+    ``shards`` blocks on the CPU (``None``: ``trainer.shards``, else one per thread)."""
+    t = spec.trainer
+    return make_population(
+        [m.to(device) for m in models],
+        build(spec.optimizer, "optimizer", spec.targets),
+        loss_fn(loss, t.huber_delta),
+        dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in spec.seeds],
+        strategy=str(strategy or t.strategy),
+        amp=t.amp,
+        compile=t.compile,
+        sample=sample,
+        shards=shards or t.shards,
+    )
+
+
+def loop_config(spec: JobSpec, loss: str) -> LoopConfig:
+    t = spec.trainer
+    return LoopConfig(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        data_seed=t.data_seed,
+        log_every=t.log_every,
+        loss=loss,
+        huber_delta=t.huber_delta,
+        eval_batch_size=t.eval_batch_size,
+        progress=t.progress,
+    )
+
+
+def make_trackers(spec: JobSpec, bundle: DataBundle, first_step: int = 0) -> Trackers:
+    """The files tracker always; one W&B run and one TensorBoard run per seed with
+    ``tracker=wandb`` / ``tracker=tensorboard`` (or both: ``tracker=[wandb,tensorboard]``).
+
+    ``first_step`` is the first step the job will log (after a resumed checkpoint's step).
+    A tracker that fails to start closes those started before it.
+    """
+    t, seeds, out = spec.tracker, list(spec.seeds), spec.output_dir
+    probe = bundle.x_train[: t.probe_size].to(bundle.y_train.device)  # streamed data: read it
+    hist = Histogrammer(t.histogram_every, probe, t.gradients)
+    trackers: list[Tracker] = [FilesTracker(out, seeds, hist)]
+    runs = spec.runs
+    try:
+        if t.wandb is not None:
+            trackers.append(
+                WandbTracker(
+                    out,
+                    seeds,
+                    config=spec.config,
+                    layout=runs,
+                    metrics=sorted(METRIC_KEYS[bundle.task]),
+                    project=t.wandb.project,
+                    entity=t.wandb.entity,
+                    mode=str(t.wandb.mode),
+                    tags=spec.tags,
+                    histograms=hist,
+                )
+            )
+        if t.tensorboard is not None:
+            trackers.append(
+                TensorBoardTracker(
+                    out,
+                    seeds,
+                    names=[runs.dir_name(s) for s in seeds],
+                    flush_secs=t.tensorboard.flush_secs,
+                    histograms=hist,
+                    first_step=first_step,
+                )
+            )
+    except BaseException:
+        Trackers(trackers).finish("failed")
+        raise
+    return Trackers(trackers)

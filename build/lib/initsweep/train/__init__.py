@@ -1,0 +1,1 @@
+"""Training: populations of model copies and the loop that steps them together."""
