@@ -89,3 +89,31 @@ def test_initsweep_probe_prints_the_table_for_any_scheme(tmp_path):
     for path in inits:
         seeds = json.loads(path.read_text())["seeds"]
         assert len(seeds) == 2 and all(math.isfinite(s["measured_loss"]) for s in seeds)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "loaded"),
+    [
+        ("model=mlp dataset=synthetic dataset.samples=400", []),
+        ("model=resnet18 dataset=digits dataset.flatten=false", ["sklearn", "torchvision"]),
+    ],
+)
+def test_a_job_imports_only_what_its_config_names(tmp_path, overrides, loaded):
+    # torchvision and scikit-learn are a second of imports each: a job on generated data with
+    # an MLP needs neither; the digits and a torchvision net still load them by config name
+    code = (
+        "import atexit, sys; from initsweep.cli import probe; "
+        "atexit.register(lambda: print('LOADED', *sorted("
+        "m for m in ('torchvision', 'sklearn') if m in sys.modules)))\n"
+        "probe()"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, *overrides.split(), "seeds=[0]", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "init.json").exists()
+    assert res.stdout.split("LOADED")[-1].split() == loaded

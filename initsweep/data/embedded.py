@@ -11,11 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from sklearn import datasets as skd
 
 from initsweep.data.bundle import TASKS, DataBundle
 from initsweep.data.transforms import finish, split  # noqa: F401  (split: the old import path)
 from initsweep.errors import invalid
+
+
+def _sklearn_datasets():
+    """scikit-learn's loaders, imported when a table is asked for (a second of imports that
+    generated data does not need)."""
+    from sklearn import datasets
+
+    return datasets
 
 
 def digits(
@@ -31,7 +38,7 @@ def digits(
 
     ``flatten=False`` gives 1×8×8 images for conv nets (and 8 steps of 8 pixels for an LSTM).
     """
-    raw = skd.load_digits()
+    raw = _sklearn_datasets().load_digits()
     x = torch.tensor(raw.data, dtype=torch.float32) / 16.0
     if not flatten:
         x = x.reshape(-1, 1, 8, 8)
@@ -81,7 +88,7 @@ def breast_cancer(
     """Wisconsin breast cancer: 569 samples, 30 features, binary (1 = benign: 357 of 569)."""
     return _tabular(
         "breast_cancer",
-        skd.load_breast_cancer,
+        _sklearn_datasets().load_breast_cancer,
         "binary",
         val_fraction=val_fraction,
         test_fraction=test_fraction,
@@ -102,7 +109,7 @@ def wine(
     """UCI wine: 178 samples, 13 features, 3 cultivars (59 / 71 / 48)."""
     return _tabular(
         "wine",
-        skd.load_wine,
+        _sklearn_datasets().load_wine,
         "multiclass",
         val_fraction=val_fraction,
         test_fraction=test_fraction,
@@ -124,7 +131,7 @@ def iris(
     """Fisher's iris: 150 samples, 4 features, 3 species (50 each)."""
     return _tabular(
         "iris",
-        skd.load_iris,
+        _sklearn_datasets().load_iris,
         "multiclass",
         val_fraction=val_fraction,
         test_fraction=test_fraction,
@@ -145,7 +152,7 @@ def diabetes(
     140.5) is kept in its raw units, so an output bias at zero starts far from it."""
     return _tabular(
         "diabetes",
-        skd.load_diabetes,
+        _sklearn_datasets().load_diabetes,
         "regression",
         val_fraction=val_fraction,
         test_fraction=test_fraction,

@@ -7,6 +7,7 @@ import importlib
 import inspect
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from initsweep.errors import ConfigError, first_line, invalid, unknown_key
 from initsweep.files import unwritable
 from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, param_generator
 from initsweep.job.spec import JobSpec
-from initsweep.targets import check_node, hydra_refusal
+from initsweep.targets import check_node, find_targets, hydra_refusal
 from initsweep.track import FilesTracker, Trackers
 from initsweep.track.base import Tracker
 from initsweep.track.histograms import Histogrammer
@@ -46,7 +47,8 @@ def build(node, key: str = "node", targets: Sequence[str] = TARGETS):
     """
     check_node(node, key, targets)
     log.info("Instantiating <%s>", node["_target_"])
-    only = hydra.utils.execution_whitelist(with_definitions(tuple(targets)), reset=True)
+    named = tuple(dict.fromkeys(str(t) for _, t in find_targets(node, key)))
+    only = hydra.utils.execution_whitelist(with_definitions(tuple(targets), named), reset=True)
     try:
         made = hydra.utils.instantiate(node, _partial_=True, _execution_whitelist_=only)
     except InstantiationException as e:
@@ -59,20 +61,27 @@ def build(node, key: str = "node", targets: Sequence[str] = TARGETS):
 
 
 @functools.cache
-def with_definitions(targets: tuple[str, ...]) -> tuple[str, ...]:
-    """``targets`` plus, for each full name, the name of what it names where it is defined.
+def with_definitions(targets: tuple[str, ...], named: tuple[str, ...]) -> tuple[str, ...]:
+    """``targets`` plus, for each full name among them, the name of what it names where it is
+    defined.
 
     Hydra checks a partial's call and a callable result (a model) by where they are defined:
-    ``initsweep.models.MLP`` is ``initsweep.models.mlp.MLP``.
+    ``initsweep.models.MLP`` is ``initsweep.models.mlp.MLP``. Only what the node names
+    (``named``) is imported here, as Hydra imports it anyway; the other names are looked up in
+    modules already loaded (a result's class is loaded with the callable that makes it), so a job
+    does not import every allowed module (torchvision alone takes a second).
     """
     defined = []
-    for target in targets:
-        module, _, name = target.rpartition(".")
-        if name == "*":
+    for target in dict.fromkeys([*named, *targets]):
+        if target not in targets or target.endswith(".*"):  # a pattern matches the definition too
             continue
+        module, _, name = target.rpartition(".")
         try:
-            obj = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):  # Hydra's own error names what is missing
+            if target in named:  # imported here, as Hydra would
+                obj = getattr(importlib.import_module(module), name)
+            else:  # only where already loaded, never imported for this
+                obj = vars(sys.modules[module])[name]
+        except (ImportError, AttributeError, KeyError):  # Hydra's own error names what is missing
             continue
         defined.append(f"{obj.__module__}.{obj.__qualname__}")
     return tuple(dict.fromkeys([*targets, *defined]))

@@ -8,12 +8,20 @@ from initsweep.models.cnn import CNN
 from initsweep.models.deep_mlp import DeepMLP
 from initsweep.models.lstm import LSTMNet
 from initsweep.models.mlp import MLP
-from initsweep.models.torchvision_nets import (
-    TorchvisionNet,
-    efficientnet_b0,
-    efficientnet_b1,
-    resnet18,
-)
+
+# torchvision (1 s of imports, most of it torch._dynamo) loads only when one of its networks is
+# asked for, so every other job starts that much sooner
+_TORCHVISION = ("TorchvisionNet", "efficientnet_b0", "efficientnet_b1", "resnet18")
+
+
+def __getattr__(name: str):
+    if name in _TORCHVISION:
+        from initsweep.models import torchvision_nets
+
+        globals().update({n: getattr(torchvision_nets, n) for n in _TORCHVISION})
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CNN",
