@@ -1,18 +1,22 @@
 """Wall time of a whole study: 6 schemes x 3 seeds of the FashionMNIST-shaped MLP.
 
 The same study three ways, timed in one run on one machine (medians of interleaved rounds, the
-ratios taken within each round):
+ratios taken within each round), each as one process from its start to its exit:
 
-  (a) the blog posts' loop: each (scheme, seed) in turn in one process, a DataLoader over a
-      TensorDataset, a plain nn.Module initialised with torch.nn.init, torch.optim.Adam,
-      ``loss.item()`` every step and the validation loss after every epoch;
+  (a) the blog posts' loop: each (scheme, seed) in turn in one Python process (this script with
+      ``--blog-loop``), a DataLoader over a TensorDataset, a plain nn.Module initialised with
+      torch.nn.init, torch.optim.Adam, ``loss.item()`` every step and the validation loss after
+      every epoch;
   (b) ``initsweep-train -m`` with Hydra's basic launcher: 6 jobs, each stacking its 3 seeds;
   (c) the same command with ``hydra/launcher=population``: one population of 18 copies.
 
 (b) and (c) are the CLI as a user runs it (process start, Hydra, the step-0 diagnostics, the
 per-epoch evaluation and checkpoint, every file of every job); histograms are taken at init
 only (``tracker.histogram_every=0``) in both. The data are synthetic of the real shape
-(784 features, 10 classes, initsweep's ``dataset=synthetic``), the same tensors in (a).
+(784 features, 10 classes, initsweep's ``dataset=synthetic``), the same tensors in (a). 16
+epochs, so that training dominates each variant's time (at 8, the population's process start,
+Hydra, step-0 diagnostics and exit were a third of it). ``foreign`` is the CPU share other
+processes used during a timing.
 
   .venv/bin/python scripts/bench_study.py            # the full study (several minutes)
   .venv/bin/python scripts/bench_study.py --quick    # a smoke test of the whole script
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -97,6 +102,15 @@ def blog_loop(samples: int, epochs: int, device: torch.device) -> None:
                     nn.functional.cross_entropy(model(x_val), y_val).item()
 
 
+def blog_process(samples: int, epochs: int, device: str) -> None:
+    """(a) as the user runs it: one Python process, start to exit."""
+    cmd = [sys.executable, __file__, "--blog-loop", f"--samples={samples}", f"--epochs={epochs}",
+           f"--device={device}"]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
+
+
 def cli_study(launcher: str, samples: int, epochs: int, device: str, where: Path) -> None:
     """(b) / (c): the study as one ``initsweep-train -m`` command."""
     cmd = [
@@ -111,19 +125,49 @@ def cli_study(launcher: str, samples: int, epochs: int, device: str, where: Path
     assert len(list(where.glob("*/summary.json"))) == len(SCHEMES)
 
 
+class ForeignLoad:
+    """The CPU share (0-1 of the machine) that processes other than this one and its children
+    used between start and stop."""
+
+    def __enter__(self):
+        self.busy, self.own, self.wall = _busy_seconds(), _own_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = time.perf_counter() - self.wall
+        foreign = (_busy_seconds() - self.busy) - (_own_seconds() - self.own)
+        self.share = max(0.0, foreign) / (wall * (os.cpu_count() or 1))
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _busy_seconds() -> float:
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+
 def run(rounds: int, samples: int, epochs: int, device: torch.device) -> dict:
     times = {v: [] for v in VARIANTS}
+    foreign = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             order = list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))
             for v in order:
-                t = time.perf_counter()
-                if v == "a":
-                    blog_loop(samples, epochs, device)
-                else:
-                    launcher = "basic" if v == "b" else "population"
-                    cli_study(launcher, samples, epochs, device.type, Path(tmp) / f"{v}{r}")
-                times[v].append(time.perf_counter() - t)
+                with ForeignLoad() as load:
+                    t = time.perf_counter()
+                    if v == "a":
+                        blog_process(samples, epochs, device.type)
+                    else:
+                        launcher = "basic" if v == "b" else "population"
+                        cli_study(launcher, samples, epochs, device.type, Path(tmp) / f"{v}{r}")
+                    times[v].append(time.perf_counter() - t)
+                foreign[v].append(load.share)
             print(f"round {r + 1}/{rounds}: " + ", ".join(f"({v}) {times[v][-1]:.1f} s" for v in VARIANTS), flush=True)  # fmt: skip
     ratios = {
         "(c)/(a)": statistics.median(a / c for a, c in zip(times["a"], times["c"])),
@@ -135,6 +179,7 @@ def run(rounds: int, samples: int, epochs: int, device: torch.device) -> dict:
         "torch": torch.__version__,
         "study": {"schemes": SCHEMES, "seeds": SEEDS, "samples": samples, "epochs": epochs},
         "seconds": times,
+        "foreign_cpu": foreign,
         "median_seconds": {v: statistics.median(t) for v, t in times.items()},
         "ratios": ratios,
         "targets": {k: (round(ratios[k], 2), ratios[k] >= t) for k, t in TARGETS.items()},
@@ -148,15 +193,16 @@ def table(result: dict) -> str:
         f"{s['epochs']} epochs; device {result['device']}, {result['threads']} threads, "
         f"torch {result['torch']}",
         "",
-        "| variant | wall time (median) | min-max | speed-up of (c) |",
-        "|---|---:|---:|---:|",
+        "| variant | wall time (median) | min-max | speed-up of (c) | foreign CPU |",
+        "|---|---:|---:|---:|---:|",
     ]
     c = result["median_seconds"]["c"]
     for v, what in VARIANTS.items():
         ts = result["seconds"][v]
         lines.append(
             f"| ({v}) {what} | {statistics.median(ts):.1f} s | {min(ts):.1f}-{max(ts):.1f} s "
-            f"| {statistics.median(ts) / c:.2f}x |"
+            f"| {statistics.median(ts) / c:.2f}x "
+            f"| {statistics.median(result['foreign_cpu'][v]):.0%} |"
         )
     lines.append("")
     for name, (value, ok) in result["targets"].items():
@@ -172,13 +218,17 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=None, help="train + val (val: 20 %%)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/study.json"))
+    parser.add_argument("--blog-loop", action="store_true", help="run (a) alone (its process)")
     args = parser.parse_args()
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
     rounds = args.rounds or (1 if args.quick else 3)
     samples = args.samples or (1000 if args.quick else 12500)
-    epochs = args.epochs or (1 if args.quick else 8)
+    epochs = args.epochs or (1 if args.quick else 16)
+    if args.blog_loop:
+        blog_loop(samples, epochs, device)
+        return
     result = run(rounds, samples, epochs, device)
     result["quick"] = args.quick
     print(table(result))
