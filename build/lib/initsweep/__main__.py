@@ -1,3 +1,0 @@
-from initsweep.cli import train
-
-train()

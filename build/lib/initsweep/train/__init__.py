@@ -1,1 +1,0 @@
-"""Training: populations of model copies and the loop that steps them together."""
