@@ -73,16 +73,22 @@ def matmul_peak(device: torch.device, n: int = 2048, calls: int = 8) -> float:
 
 
 class CpuLoad:
-    """The CPU share (0-1 of the machine) that other processes used between start and stop."""
+    """The CPU share (0-1 of the machine) that processes other than this one and its children
+    used between start and stop (scripts/bench_study.py times child processes)."""
 
     def __enter__(self):
-        self.busy, self.own, self.wall = _busy_seconds(), time.process_time(), time.perf_counter()
+        self.busy, self.own, self.wall = _busy_seconds(), _own_seconds(), time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
         wall = time.perf_counter() - self.wall
-        foreign = (_busy_seconds() - self.busy) - (time.process_time() - self.own)
+        foreign = (_busy_seconds() - self.busy) - (_own_seconds() - self.own)
         self.foreign = max(0.0, foreign) / (wall * (os.cpu_count() or 1))
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _busy_seconds() -> float:

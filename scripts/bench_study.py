@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench import CpuLoad  # scripts/bench.py, beside this script
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -125,33 +125,6 @@ def cli_study(launcher: str, samples: int, epochs: int, device: str, where: Path
     assert len(list(where.glob("*/summary.json"))) == len(SCHEMES)
 
 
-class ForeignLoad:
-    """The CPU share (0-1 of the machine) that processes other than this one and its children
-    used between start and stop."""
-
-    def __enter__(self):
-        self.busy, self.own, self.wall = _busy_seconds(), _own_seconds(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        wall = time.perf_counter() - self.wall
-        foreign = (_busy_seconds() - self.busy) - (_own_seconds() - self.own)
-        self.share = max(0.0, foreign) / (wall * (os.cpu_count() or 1))
-
-
-def _own_seconds() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def _busy_seconds() -> float:
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    except OSError:
-        return 0.0
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-
-
 def run(rounds: int, samples: int, epochs: int, device: torch.device) -> dict:
     times = {v: [] for v in VARIANTS}
     foreign = {v: [] for v in VARIANTS}
@@ -159,7 +132,7 @@ def run(rounds: int, samples: int, epochs: int, device: torch.device) -> dict:
         for r in range(rounds):
             order = list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))
             for v in order:
-                with ForeignLoad() as load:
+                with CpuLoad() as load:
                     t = time.perf_counter()
                     if v == "a":
                         blog_process(samples, epochs, device.type)
@@ -167,7 +140,7 @@ def run(rounds: int, samples: int, epochs: int, device: torch.device) -> dict:
                         launcher = "basic" if v == "b" else "population"
                         cli_study(launcher, samples, epochs, device.type, Path(tmp) / f"{v}{r}")
                     times[v].append(time.perf_counter() - t)
-                foreign[v].append(load.share)
+                foreign[v].append(load.foreign)
             print(f"round {r + 1}/{rounds}: " + ", ".join(f"({v}) {times[v][-1]:.1f} s" for v in VARIANTS), flush=True)  # fmt: skip
     ratios = {
         "(c)/(a)": statistics.median(a / c for a, c in zip(times["a"], times["c"])),
