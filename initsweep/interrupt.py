@@ -13,36 +13,17 @@ import sys
 import time
 from pathlib import Path
 
-_asked: list[int] = []  # the signals that asked this process to stop
-
 
 def catch_sigterm() -> None:
     """SIGTERM ends a job like Ctrl-C: trackers finish, files stay consistent. Launchers that
-    handle it themselves (submitit requeues on its own signals) keep their handler. SIGINT keeps
-    Python's KeyboardInterrupt, remembered for :func:`stop_if_asked`."""
+    handle it themselves (submitit requeues on its own signals) keep their handler."""
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _interrupt)
-
-
-def stop_if_asked() -> None:
-    """Raise the stop a signal asked for if it has not ended the job yet: Python raises it
-    wherever the main thread is, and inside a finalizer (a ``__del__``, a weakref callback) it is
-    only printed. The training loop calls this at each log point."""
-    if _asked:
-        raise KeyboardInterrupt(_asked[0])
-
-
-def _interrupt(signum: int, frame) -> None:
-    _asked.append(signum)
-    raise KeyboardInterrupt(signum)
 
 
 def _terminate(signum: int, frame) -> None:
     """Stop once: a second signal must not cut the clean-up short."""
     signal.signal(signum, signal.SIG_IGN)
-    _asked.append(signum)
     workers = launcher_workers()
     for pid in workers:
         try:

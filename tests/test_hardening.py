@@ -18,7 +18,6 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from initsweep import interrupt
 from initsweep.errors import ConfigError
 from initsweep.files import read_jsonl
 from initsweep.job import run
@@ -289,30 +288,6 @@ def _wait_for_checkpoint(out: Path, proc: subprocess.Popen, timeout: float = 120
         time.sleep(0.1)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
-def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_the_loop(monkeypatch):
-    # Python raises a signal's KeyboardInterrupt wherever the main thread is; inside a __del__
-    # it is only printed ("Exception ignored in"), and the job would train on
-    monkeypatch.setattr(interrupt, "_asked", [])
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        interrupt.catch_sigterm()
-
-        class Finalized:
-            def __del__(self):
-                os.kill(os.getpid(), signal.SIGINT)
-                time.sleep(0.05)  # the handler runs here, inside the finalizer
-
-        Finalized()  # dropped at once: its __del__ swallows the KeyboardInterrupt
-        with pytest.raises(KeyboardInterrupt) as stopped:
-            interrupt.stop_if_asked()
-        assert stopped.value.args == (signal.SIGINT,)
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_the_job_cleanly_and_a_rerun_resumes(tmp_path, signum):
@@ -323,6 +298,9 @@ def test_signal_stops_the_job_cleanly_and_a_rerun_resumes(tmp_path, signum):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a suite started in the background (`pytest &`) ignores SIGINT, and
+        # a child inherits that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     _wait_for_checkpoint(out, proc)
     proc.send_signal(signum)

@@ -17,7 +17,6 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from initsweep.data import DataBundle
-from initsweep.interrupt import stop_if_asked
 from initsweep.train.metrics import evaluate
 
 
@@ -161,7 +160,6 @@ def fit(
             since_log += 1
             bar.update()
             if step % cfg.log_every == 0 or j == steps_per_epoch - 1:
-                stop_if_asked()  # a Ctrl-C or SIGTERM that a finalizer swallowed
                 # --- host sync: once per log interval
                 log_train(pop, copies, (loss_sum / since_log).tolist(), step, epoch, tracker, bar)
                 loss_sum.zero_()
