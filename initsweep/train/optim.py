@@ -94,10 +94,21 @@ class _PerCopy(torch.optim.Optimizer):
     def __init__(self, params, defaults: dict, numbers: dict[str, Tensor]) -> None:
         super().__init__(params, defaults)
         self.numbers = numbers
+        self._placed: dict[tuple, Tensor] = {}  # on each parameter's device and dtype, once
 
     def _per_copy(self, name: str, p: Tensor) -> Tensor:
-        v = self.numbers[name].to(device=p.device, dtype=p.dtype)
-        return v.view(-1, *[1] * (p.dim() - 1))
+        key = (name, p.device, p.dtype, p.dim())
+        if key not in self._placed:
+            v = self.numbers[name].to(device=p.device, dtype=p.dtype)
+            self._placed[key] = v.view(-1, *[1] * (p.dim() - 1))
+        return self._placed[key]
+
+    def _with_grads(self):
+        """``(p, g, state)`` of every parameter with a gradient (``g`` negated to maximize)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    yield p, (-p.grad if self.maximize else p.grad), self.state[p]
 
 
 class PerCopySGD(_PerCopy):
@@ -118,21 +129,16 @@ class PerCopySGD(_PerCopy):
 
     @torch.no_grad()
     def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if self.maximize else p.grad
-                g = g + self._per_copy("weight_decay", p) * p
-                state = self.state[p]
-                mu = self._per_copy("momentum", p)
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = g.clone()
-                else:
-                    state["momentum_buffer"].mul_(mu).add_(g, alpha=1 - self.dampening)
-                buf = state["momentum_buffer"]
-                g = g + mu * buf if self.nesterov else buf
-                p.sub_(self._per_copy("lr", p) * g)
+        for p, g, state in self._with_grads():
+            g = g + self._per_copy("weight_decay", p) * p
+            mu = self._per_copy("momentum", p)
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = g.clone()
+            else:
+                state["momentum_buffer"].mul_(mu).add_(g, alpha=1 - self.dampening)
+            buf = state["momentum_buffer"]
+            g = g + mu * buf if self.nesterov else buf
+            p.sub_(self._per_copy("lr", p) * g)
 
 
 class PerCopyAdam(_PerCopy):
@@ -155,24 +161,19 @@ class PerCopyAdam(_PerCopy):
 
     @torch.no_grad()
     def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if self.maximize else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.tensor(0.0)
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1  # a CPU scalar, as torch keeps it: no device sync
-                t = float(state["step"])
-                lr, wd = self._per_copy("lr", p), self._per_copy("weight_decay", p)
-                if self.decoupled:
-                    p.mul_(1 - lr * wd)
-                else:
-                    g = g + wd * p
-                state["exp_avg"].lerp_(g, 1 - self.beta1)
-                state["exp_avg_sq"].mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-                denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - self.beta2**t)).add_(self.eps)
-                p.sub_(lr / (1 - self.beta1**t) * state["exp_avg"] / denom)
+        for p, g, state in self._with_grads():
+            if not state:
+                state["step"] = torch.tensor(0.0)
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+            state["step"] += 1  # a CPU scalar, as torch keeps it: no device sync
+            t = float(state["step"])
+            lr, wd = self._per_copy("lr", p), self._per_copy("weight_decay", p)
+            if self.decoupled:
+                p.mul_(1 - lr * wd)
+            else:
+                g = g + wd * p
+            state["exp_avg"].lerp_(g, 1 - self.beta1)
+            state["exp_avg_sq"].mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - self.beta2**t)).add_(self.eps)
+            p.sub_(lr / (1 - self.beta1**t) * state["exp_avg"] / denom)
