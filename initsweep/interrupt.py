@@ -10,7 +10,10 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -34,6 +37,30 @@ def _terminate(signum: int, frame) -> None:
     while any(map(_running, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     raise KeyboardInterrupt(signum)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends, then take effect as usual.
+
+    For a study's database calls: an interrupt raised inside a SQLite transaction leaves its
+    lock held by a connection nobody closes, and the sweeper of the same process (the basic
+    launcher runs the job in it) then waits on that lock to record the trial interrupted, for
+    ever. Outside the main thread (where no signal handler runs) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for signum in pending[:1]:
+            signal.raise_signal(signum)  # the handler it had, now
 
 
 def launcher_workers() -> list[int]:

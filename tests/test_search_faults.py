@@ -56,6 +56,18 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
+def ended(proc: subprocess.Popen, tmp: Path, timeout: float = 120, sweep: str = "sweep") -> int:
+    """The search's exit code; one that does not end is killed and its log shown."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail(
+            f"the search did not end in {timeout} s:\n{(tmp / f'{sweep}.log').read_text()}"
+        )
+
+
 def children(pid: int) -> list[int]:
     """Every descendant of ``pid`` (from /proc)."""
     found = []
@@ -87,7 +99,7 @@ def test_a_study_locked_by_another_writer_is_waited_for(tmp_path):
     assert proc.poll() is None  # still waiting, not crashed
     lock.execute("COMMIT")
     lock.close()
-    assert proc.wait(timeout=300) == 0, (tmp_path / "sweep.log").read_text()
+    assert ended(proc, tmp_path, timeout=300) == 0, (tmp_path / "sweep.log").read_text()
     assert [t.state for t in trials(tmp_path)] == [TrialState.COMPLETE]
 
 
@@ -127,6 +139,33 @@ def test_report_and_tell_are_guarded(tmp_path, caplog):
     assert study.trials[0].state == TrialState.FAIL and study.trials[0].user_attrs == {}
 
 
+def test_an_interrupt_during_a_commit_waits_for_it_and_leaves_the_study_unlocked(tmp_path):
+    """SIGINT at the job's commit: a KeyboardInterrupt raised there left the SQLite lock held,
+    and the sweeper of the same process waited on it for ever to fail the trial (CI hung)."""
+    from sqlalchemy import event
+
+    study = optuna.create_study(study_name="s", storage=url(tmp_path))
+    trial = study.ask()
+    job = JobTrial(open_trial(url(tmp_path), "s", trial.number, optuna.pruners.MedianPruner()))
+    engine = job.trial.study._storage._backend.engine
+    sent = []
+
+    @event.listens_for(engine, "commit")
+    def interrupt(conn) -> None:
+        if not sent:
+            sent.append(signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        job.record({"n": 1})
+    free = sqlite3.connect(tmp_path / "study.db", timeout=1)
+    free.execute("BEGIN IMMEDIATE")  # raises "database is locked" if a lock was left held
+    free.execute("ROLLBACK")
+    assert trials(tmp_path, "s")[0].user_attrs == {"n": 1}  # the commit went through
+    fail(study, trial, "interrupted")
+    assert trials(tmp_path, "s")[0].state == TrialState.FAIL
+
+
 # --- the workers -------------------------------------------------------------------------------
 
 
@@ -150,7 +189,7 @@ def test_a_killed_joblib_worker_fails_its_trial_and_the_search_reruns_it(tmp_pat
         p for p in children(proc.pid) if b"popen_loky" in Path(f"/proc/{p}/cmdline").read_bytes()
     ]
     os.kill(workers[0], signal.SIGKILL)  # one of the two workers, each training a trial
-    assert proc.wait(timeout=600) == 0, (tmp_path / "sweep.log").read_text()
+    assert ended(proc, tmp_path, timeout=600) == 0, (tmp_path / "sweep.log").read_text()
     log = (tmp_path / "sweep.log").read_text()
     assert "Traceback" not in log and "the search goes on" in log
     found = trials(tmp_path)
@@ -190,7 +229,7 @@ def test_an_interrupted_search_fails_and_requeues_its_running_trial(tmp_path):
     proc = start(tmp_path, "-m", "search=gain", "trainer.epochs=300", "search.pruner=null")
     wait_for(tmp_path / "sweep" / "0" / "metrics.jsonl", proc)
     proc.send_signal(signal.SIGTERM)  # a scheduler's stop, or Ctrl-C
-    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    assert ended(proc, tmp_path) == 128 + signal.SIGTERM
     interrupted, queued = trials(tmp_path)
     assert interrupted.state == TrialState.FAIL  # not left RUNNING
     assert "interrupted" in interrupted.user_attrs["fail_reason"]

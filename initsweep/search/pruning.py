@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import hydra
 
 from initsweep.errors import first_line
+from initsweep.interrupt import signals_held
 
 if TYPE_CHECKING:  # optuna is imported by the jobs of a search only (it costs ~0.4 s); the
     import optuna  # sweeper, which imports this package, needs no torch
@@ -83,7 +84,8 @@ class JobTrial:
         if not self.live:
             return None
         try:
-            return call()
+            with signals_held():  # never interrupted inside a transaction
+                return call()
         except Exception as e:  # storage errors, a trial finished by someone else
             self.live = False
             log.warning(
@@ -187,7 +189,8 @@ def open_job_trial(trial: Trial | None) -> JobTrial | None:
         return None
     pruner = build_pruner(trial.pruner)  # a bad pruner node is the user's mistake: it raises
     try:
-        return JobTrial(open_trial(trial.storage, trial.study_name, trial.number, pruner))
+        with signals_held():
+            return JobTrial(open_trial(trial.storage, trial.study_name, trial.number, pruner))
     except Exception as e:
         log.warning(
             f"trial {trial.number}: cannot open study {trial.study_name!r} in {trial.storage} "
