@@ -56,16 +56,14 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def ended(proc: subprocess.Popen, tmp: Path, timeout: float = 120, sweep: str = "sweep") -> int:
+def ended(proc: subprocess.Popen, tmp: Path, timeout: float = 120) -> int:
     """The search's exit code; one that does not end is killed and its log shown."""
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        pytest.fail(
-            f"the search did not end in {timeout} s:\n{(tmp / f'{sweep}.log').read_text()}"
-        )
+        pytest.fail(f"the search did not end in {timeout} s:\n{(tmp / 'sweep.log').read_text()}")
 
 
 def children(pid: int) -> list[int]:
