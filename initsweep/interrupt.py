@@ -46,13 +46,16 @@ def signals_held() -> Iterator[None]:
     For a study's database calls: an interrupt raised inside a SQLite transaction leaves its
     lock held by a connection nobody closes, and the sweeper of the same process (the basic
     launcher runs the job in it) then waits on that lock to record the trial interrupted, for
-    ever. Outside the main thread (where no signal handler runs) the block runs as it is.
+    ever. Outside the main thread (where no signal handler runs), or where a handler was not
+    set from Python (it could not be put back), the block runs as it is.
     """
-    if threading.current_thread() is not threading.main_thread():
+    held = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or any(
+        signal.getsignal(s) is None for s in held
+    ):
         yield
         return
     pending: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
     before = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
     try:
         yield
