@@ -232,7 +232,7 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
         running = {t.number for t in study.get_trials(False, states=(TrialState.RUNNING,))}
         if not running:
             return
-        if getattr(study._storage, "get_heartbeat_interval", lambda: None)() is None:
+        if heartbeat_interval(study) is None:
             log.warning(
                 f"Trials {sorted(running)} are RUNNING in the study: another search runs, or one "
                 "was killed (this storage has no heartbeat to tell which)"
@@ -310,7 +310,7 @@ class Heartbeats:
 
     def __init__(self, study: optuna.Study, trials: list[Trial]) -> None:
         self.storage, self.ids = study._storage, [t._trial_id for t in trials]
-        self.interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
+        self.interval = heartbeat_interval(study)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
@@ -332,6 +332,11 @@ class Heartbeats:
         self.stop.set()
         if self.thread.is_alive():
             self.thread.join()
+
+
+def heartbeat_interval(study: optuna.Study) -> int | None:
+    """Seconds between the heartbeats of the study's storage; ``None`` where it keeps none."""
+    return getattr(study._storage, "get_heartbeat_interval", lambda: None)()
 
 
 def ask(study: optuna.Study) -> Trial:

@@ -17,7 +17,6 @@ from initsweep.search.pruning import (
     PruningHook,
     Trial,
     open_job_trial,
-    trial_hooks,
 )
 
-__all__ = ["JobTrial", "Pruned", "PruningHook", "Trial", "open_job_trial", "trial_hooks"]
+__all__ = ["JobTrial", "Pruned", "PruningHook", "Trial", "open_job_trial"]

@@ -169,16 +169,6 @@ def open_trial(
     return optuna.trial.Trial(study, trial_id)
 
 
-def trial_hooks(
-    trial: Trial | None, objective: Callable[[list[CopyState]], float]
-) -> list[PruningHook]:
-    """``[PruningHook]`` when the job is a search trial that can be pruned, else ``[]`` (for a
-    caller that records no per-seed values; :func:`initsweep.job.task.run_job` opens its trial
-    with :func:`open_job_trial` and records them)."""
-    opened = open_job_trial(trial)
-    return [PruningHook(opened, objective)] if opened is not None and opened.can_prune else []
-
-
 def open_job_trial(trial: Trial | None) -> JobTrial | None:
     """The job's trial when it is one of a search (``trial``), else ``None``.
 
