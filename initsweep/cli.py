@@ -170,6 +170,7 @@ def _import_from_here() -> None:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", execution_whitelist=HYDRA_TARGETS)
+@job.runs_jobs
 def _train(cfg: DictConfig) -> float:
     catch_sigterm()  # also in a launcher's worker process, which runs the job alone
     return _run_or_exit(cfg)
@@ -183,6 +184,7 @@ def train() -> None:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", execution_whitelist=HYDRA_TARGETS)
+@job.runs_jobs
 def _probe(cfg: DictConfig) -> float:
     return _run_or_exit(cfg, job.probe)
 

@@ -205,14 +205,14 @@ def test_a_killed_group_resumes_and_finished_jobs_return_their_objective(tmp_pat
 
 def test_a_job_whose_init_fails_fails_alone_and_its_group_trains(make_cfg, tmp_path):
     from initsweep.errors import ConfigError
-    from initsweep.job.group import run_group
+    from initsweep.job import run_jobs
 
     specs = [
         job_spec(make_cfg(*QUICK, "trainer.epochs=1", f"init={init}", output_dir=tmp_path / init))
         for init in ("kaiming_normal", "delta_orthogonal", "orthogonal")  # delta: convs only
     ]
     assert group_jobs(specs) == [[0, 1, 2]]
-    good, bad, other = run_group(specs)
+    good, bad, other = run_jobs(specs)
     assert isinstance(bad, ConfigError) and "needs a conv weight" in str(bad)
     assert math.isfinite(good) and math.isfinite(other)
     assert not (tmp_path / "delta_orthogonal" / "summary.json").exists()

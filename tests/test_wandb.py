@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import initsweep.job as job
-import initsweep.job.task as task
+import initsweep.job.runner as runner
 from initsweep.errors import ConfigError
 from initsweep.files import read_jsonl
 from initsweep.report import table
@@ -256,7 +256,7 @@ def test_runs_finish_with_exit_code_1_when_the_job_fails(make_cfg, tmp_path, mon
     def boom(*args, **kwargs):
         raise RuntimeError("training blew up")
 
-    monkeypatch.setattr(task, "fit", boom)  # a failure after the runs have started
+    monkeypatch.setattr(runner, "fit", boom)  # a failure after the runs have started
     with pytest.raises(RuntimeError, match="blew up"):
         job.run(make_cfg("tracker=wandb", "tracker.wandb.mode=offline", *TINY))
     runs = runs_by_seed(tmp_path)

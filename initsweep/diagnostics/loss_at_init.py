@@ -64,13 +64,15 @@ def step0_report(
     seeds: list[int],
     assignments: list,
     facts: ModelFacts | None = None,
+    measured: list[dict] | None = None,
 ) -> dict:
     """``init.json``: per seed, the expected and measured loss at init, the assignment, and the
     per-layer diagnostics (:func:`~initsweep.diagnostics.layers.layer_report`). ``facts``: the
-    models' activation and output layer (:func:`~initsweep.init.model_facts`)."""
+    models' activation and output layer (:func:`~initsweep.init.model_facts`); ``measured``:
+    each copy's train-split metrics at init, when the caller has them already."""
     from initsweep.train.loop import eval_split
 
-    measured = eval_split(pop, bundle.x_train, bundle.y_train, bundle, cfg)
+    measured = measured or eval_split(pop, bundle.x_train, bundle.y_train, bundle, cfg)
     x, y = diagnostic_batch(bundle, cfg.data_seed)
     rows = []
     for i, (seed, meas, assignment) in enumerate(zip(seeds, measured, assignments)):

@@ -274,16 +274,22 @@ def build_population(
     strategy: str | None = None,
     sample: Tensor | None = None,
     shards: int | None = None,
+    optimizer=None,
+    seeds: Sequence[int] | None = None,
 ) -> Population:
-    """The seeds' copies on ``device``: one stacked population where the model allows it
+    """The copies ``models`` on ``device``: one stacked population where the model allows it
     (``sample``, a couple of inputs on ``device``, tries a stacked forward), split into
-    ``shards`` blocks on the CPU (``None``: ``trainer.shards``, else one per thread)."""
+    ``shards`` blocks on the CPU (``None``: ``trainer.shards``, else one per thread).
+
+    A job's copies by default; a group's (:mod:`initsweep.job.runner`) with ``optimizer``, one
+    partial per copy, and ``seeds``, each copy's (its dropout stream); ``spec``, the group's first
+    job, gives the trainer settings they share."""
     t = spec.trainer
     return make_population(
         [m.to(device) for m in models],
-        build(spec.optimizer, "optimizer", spec.targets),
+        optimizer or build(spec.optimizer, "optimizer", spec.targets),
         loss_fn(loss, t.huber_delta),
-        dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in spec.seeds],
+        dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in seeds or spec.seeds],
         strategy=str(strategy or t.strategy),
         amp=t.amp,
         compile=t.compile,

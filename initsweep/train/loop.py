@@ -104,6 +104,7 @@ def fit(
     hooks: Sequence[LoopHook] = (),
     start_epoch: int = 1,
     step: int = 0,
+    at_init: list[dict[str, float]] | None = None,
 ) -> list[CopyState]:
     """Train every copy of ``pop`` for ``cfg.epochs``; log through ``tracker``; return the copies.
 
@@ -114,6 +115,8 @@ def fit(
     holds its last metrics and divergence step (the summary then says ``diverged``). The test
     split (``bundle.x_test``) is evaluated once, after the last epoch or the epoch a hook stopped
     the run after: ``test/*`` enters each live copy's final metrics, never a hook's decision.
+    ``at_init``: each copy's train-split metrics at step 0 when the caller measured them already
+    (the loss at init of the step-0 diagnostics), so they are not evaluated twice.
     """
     n = len(bundle.x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -127,7 +130,8 @@ def fit(
         }
         rows = [{} for _ in copies]
         for split in splits:
-            for row, metrics in zip(rows, eval_split(pop, *data[split], bundle, cfg)):
+            measured = at_init if (split, epoch) == ("train", 0) and at_init else None
+            for row, metrics in zip(rows, measured or eval_split(pop, *data[split], bundle, cfg)):
                 row.update({f"{split}/{k}": v for k, v in metrics.items()})
         # a stopped copy (a group's pruned job) is frozen at the epoch it stopped after: its
         # held-out look comes with the others', at the end
@@ -174,7 +178,8 @@ def fit(
                 log_eval(epoch, ("test",))
             raise
         if all(c.diverged_step is not None or c.stopped for c in copies):  # nothing trains
-            tqdm.write(f"every seed diverged by epoch {epoch} (step {step}): training stops")
+            if all(c.diverged_step is not None for c in copies):  # else: pruned, said so
+                tqdm.write(f"every seed diverged by epoch {epoch} (step {step}): training stops")
             break
     bar.close()
     if held_out:
