@@ -27,6 +27,7 @@ from initsweep.faults import classify, failed_jobs, mark_failed
 from initsweep.files import DirBusy, lock_dir, unwritable
 from initsweep.interrupt import catch_sigterm, exit_interrupted
 from initsweep.job.spec import check_name
+from initsweep.multirun import sweep_table
 from initsweep.targets import hydra_refusal, user_patterns
 
 
@@ -39,7 +40,8 @@ class OutputDirCheck(Callback):
     """Before Hydra writes anything: refuse an output dir that cannot be written, and take the
     dir's lock (:func:`initsweep.files.lock_dir`), so a second writer stops before it touches
     the first one's files. Both in one line. Also remembers the sweep dir, where a multirun's
-    failed jobs are listed from at the end. (Hydra pickles callbacks to launcher workers: the
+    jobs are ranked (:func:`initsweep.multirun.sweep_table`) and its failed jobs listed from at
+    the end. (Hydra pickles callbacks to launcher workers: the
     state lives in the class.)"""
 
     locks: list = []  # held until the run or multirun ends
@@ -86,6 +88,11 @@ class OutputDirCheck(Callback):
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """One table across the sweep's finished jobs (also when some failed or it was
+        stopped: the failure lines follow it)."""
+        table = sweep_table(OutputDirCheck.sweep_dir) if OutputDirCheck.sweep_dir else None
+        if table:
+            print(f"\n{table}")
         self._release()
 
 

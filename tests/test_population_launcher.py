@@ -176,6 +176,13 @@ def test_callbacks_failures_and_logs_are_those_of_the_basic_launcher(app, tmp_pa
         assert f"({tmp_path / str(num)})" in log and "val/loss" in log  # its results table
         assert not [n for n in range(6) if n != num and f"({tmp_path / str(n)})" in log]
     assert "needs a conv weight" in (tmp_path / "2" / "train.log").read_text()
+
+    # the sweep ends with one table across its finished jobs, best first
+    table = out[out.index("2 jobs ranked by val/loss (lower is better)") :].splitlines()
+    ranked = [line.split() for line in table[3:5]]
+    values = {num: value for _, num, _, value in ends}
+    assert [r[1] for r in ranked] == sorted(["0", "4"], key=lambda n: values[int(n)])
+    assert [r[-1] for r in ranked] == ["1/1", "1/1"]
     assert (launcher == "population") == (tmp_path / ".population").is_dir()
 
 
