@@ -297,13 +297,16 @@ def test_the_population_launcher_runs_each_group_as_one_slurm_task(cluster, tmp_
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     # three jobs that share an architecture: one group, one SLURM job, which returns each
-    # job's objective
+    # job's objective and log lines; each job's train.log gets its own
     (result,) = (tmp_path / ".submitit").glob("*/*_result.pkl")
     outcome, ret = pickle.loads(result.read_bytes())
     assert outcome == "success" and len(_job_ids(tmp_path)) == 1
-    values = ret.return_value
+    values, records = ret.return_value
     for num, init in enumerate(inits):
         summary = json.loads((tmp_path / str(num) / "summary.json").read_text())
         assert summary["config"]["init"]["name"] == init
         assert values[num] == summary["objective"]["value"]
+        log = (tmp_path / str(num) / "train.log").read_text()
+        assert [r.getMessage() for r in records[num]][-1] in log
+        assert "training 3 jobs as one" in log and f"({tmp_path / str(num)})" in log
     assert (tmp_path / ".population" / "task-0" / ".hydra").is_dir()

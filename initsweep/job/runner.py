@@ -109,9 +109,10 @@ def _run(specs: list[JobSpec], until_init: bool) -> list[Result]:
     if not live:
         return results
     jobs = [specs[k] for k in live]
-    parts = [built[k] for k in live]
+    models, assignments, facts, optimizers = zip(*(built[k] for k in live))
+    seeds = [s for spec in jobs for s in spec.seeds]  # every copy's, job after job
 
-    # --- one population of every job's copies, job after job
+    # --- one population of every job's copies
     bundle = bundle.to(device)
     where, config, volatile = checkpoint_of(jobs)
     ckpt = None if until_init else previous_checkpoint(where, config, volatile)
@@ -119,19 +120,18 @@ def _run(specs: list[JobSpec], until_init: bool) -> list[Result]:
     recorded = (ckpt or {}).get("layout", {}).get("shards")
     pop = build_population(
         first,
-        [m for models, *_ in parts for m in models],
+        [m for job_models in models for m in job_models],
         loss,
         device,
         strategy="sequential" if until_init else None,  # the probe: plain modules, no stacking
         sample=bundle.x_train[:2].to(device),
         shards=t.shards or recorded,
-        optimizer=[opt for spec, (*_, opt) in zip(jobs, parts) for _ in spec.seeds],
-        seeds=[s for spec in jobs for s in spec.seeds],
+        optimizer=[opt for spec, opt in zip(jobs, optimizers) for _ in spec.seeds],
+        seeds=seeds,
     )
     loop_cfg = loop_config(first, loss)
-    seeds = [s for spec in jobs for s in spec.seeds]
-    assignments = [a for _, job_assignments, *_ in parts for a in job_assignments]
-    facts = parts[0][2]
+    assignments = [a for job_assignments in assignments for a in job_assignments]
+    facts = facts[0]  # one architecture: the same for every job
     if until_init:
         report = step0_report(pop, bundle, loop_cfg, seeds, assignments, facts)
         values = [probed(spec, report, span) for spec, span in zip(jobs, spans_of(jobs))]

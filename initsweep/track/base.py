@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 class Tracker(Protocol):
     """A destination for one job's records.
 
-    Who calls what: the job layer (``initsweep.job.run``) calls :meth:`log_init` once with the
+    Who calls what: the runner (``initsweep.job.runner``) calls :meth:`log_init` once with the
     step-0 diagnostics (``init.json``), :meth:`log_summary` once with ``summary.json`` and
     :meth:`finish` always, also when the job fails or is interrupted; the training loop
     (``initsweep.train.loop.fit``) calls :meth:`log_metrics` with every batch of
