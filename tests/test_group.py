@@ -219,3 +219,36 @@ def test_a_job_whose_init_fails_fails_alone_and_its_group_trains(make_cfg, tmp_p
     for init, value in (("kaiming_normal", good), ("orthogonal", other)):
         summary = json.loads((tmp_path / init / "summary.json").read_text())
         assert summary["objective"]["value"] == value and len(summary["seeds"]) == 2
+
+
+def test_the_group_tracker_keeps_the_tracker_contract_and_each_job_s_files_apart(tmp_path):
+    from initsweep.job.group import GroupTracker, PopulationSlice
+    from initsweep.track import FilesTracker, Trackers
+    from initsweep.track.base import Tracker
+
+    class Pop:  # two jobs' copies: seeds 0, 1 of job 0; seed 5 of job 1
+        strategy = "sequential"
+
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    jobs = [Trackers([FilesTracker(d)]) for d in dirs]
+    tracker = GroupTracker(jobs, [PopulationSlice(Pop(), 0, 2), PopulationSlice(Pop(), 2, 3)])
+    assert isinstance(tracker, Tracker)
+    # what belongs to copies is split by copy
+    tracker.log_init({"loss": "mse", "seeds": [{"seed": 0}, {"seed": 1}, {"seed": 5}]})
+    # what belongs to a job names it: records and summaries carry their job, not written
+    tracker.log_metrics([{"seed": 0, "step": 1, "job": 0}, {"seed": 5, "step": 1, "job": 1}])
+    tracker.closed.add(1)  # job 1 stopped (pruned): no more records but the held-out look
+    tracker.log_metrics([{"seed": 5, "step": 2, "job": 1, "val/loss": 1.0}])
+    tracker.log_metrics([{"seed": 5, "step": 2, "job": 1, "test/loss": 1.5}])
+    tracker.log_summary({"objective": {"value": 2.0}, "job": 1})
+    tracker.finish()
+    read = lambda d, f: json.loads((d / f).read_text())  # noqa: E731
+    assert [s["seed"] for s in read(dirs[0], "init.json")["seeds"]] == [0, 1]
+    assert [s["seed"] for s in read(dirs[1], "init.json")["seeds"]] == [5]
+    lines = [(d / "metrics.jsonl").read_text().splitlines() for d in dirs]
+    assert [json.loads(x) for x in lines[0]] == [{"seed": 0, "step": 1}]
+    assert [json.loads(x) for x in lines[1]] == [
+        {"seed": 5, "step": 1}, {"seed": 5, "step": 2, "test/loss": 1.5}
+    ]  # fmt: skip
+    assert read(dirs[1], "summary.json") == {"objective": {"value": 2.0}}
+    assert not (dirs[0] / "summary.json").exists()

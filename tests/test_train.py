@@ -83,3 +83,30 @@ def test_metrics_are_flushed_line_by_line(make_cfg, tmp_path):
     run(make_cfg("trainer.epochs=1"))
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert all(json.loads(line)["seed"] in (0, 1, 2) for line in lines)
+
+
+def test_the_loss_at_init_is_measured_once_for_init_json_and_metrics(
+    make_cfg, tmp_path, monkeypatch
+):
+    import initsweep.job.runner as runner
+    import initsweep.train.loop as loop
+
+    splits = []  # the size of every split evaluated, in order
+
+    def counted(real):
+        def eval_split(pop, x, y, *args):
+            splits.append(len(x))
+            return real(pop, x, y, *args)
+
+        return eval_split
+
+    monkeypatch.setattr(loop, "eval_split", counted(loop.eval_split))
+    monkeypatch.setattr(runner, "eval_split", counted(runner.eval_split))
+    run(make_cfg("trainer.epochs=1", "seeds=[0,1]"))
+    summary, init, metrics = _files(tmp_path)
+    data = summary["data"]
+    # the training split once at step 0 (for init.json and metrics.jsonl alike), then the
+    # validation split at step 0 and after the one epoch
+    assert splits == [data["n_train"], data["n_val"], data["n_val"]]
+    step0 = {r["seed"]: r["train/loss"] for r in metrics if r["step"] == 0 and "train/loss" in r}
+    assert step0 == {s["seed"]: s["measured_loss"] for s in init["seeds"]}
