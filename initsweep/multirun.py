@@ -77,8 +77,9 @@ def per_seed(summary: dict) -> list[float | None]:
 
 
 def _mean_std(stats: dict) -> str:
-    if not stats["n"]:
-        return "-"
+    """``mean ± std``; one seed has no spread to show, none no value."""
+    if stats["n"] < 2:
+        return f"{stats['mean']:.4f}" if stats["n"] else "-"
     return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
 
 

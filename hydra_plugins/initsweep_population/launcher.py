@@ -147,16 +147,14 @@ class PopulationLauncher(Launcher):
     def _job_console(self, config: DictConfig) -> None:
         """While the groups train, the jobs' own logging (``hydra.job_logging``) without its
         files: Hydra opens each job's file when it runs the job, and its lines go there then."""
-        conf = OmegaConf.to_container(config.hydra.job_logging, resolve=True)
-        handlers = (conf or {}).get("handlers") or {}
-        files = {name for name, h in handlers.items() if "filename" in h}
-        for node in [conf.get("root"), *(conf.get("loggers") or {}).values()] if conf else []:
-            if node and node.get("handlers"):
-                node["handlers"] = [h for h in node["handlers"] if h not in files]
+        conf = OmegaConf.to_container(config.hydra.job_logging, resolve=True) or {}
+        files = {name for name, h in (conf.get("handlers") or {}).items() if "filename" in h}
+        for node in [conf.get("root") or {}, *(conf.get("loggers") or {}).values()]:
+            node["handlers"] = [h for h in node.get("handlers", []) if h not in files]
         for name in files:
-            del handlers[name]
+            del conf["handlers"][name]
         configure_log(
-            OmegaConf.create(conf) if conf is not None else None,
+            OmegaConf.create(conf) if conf else None,
             config.hydra.verbose,
             execution_whitelist=self.hydra_context.execution_whitelist,
         )
