@@ -17,7 +17,7 @@ from pathlib import Path
 NEXT = {
     "arrival_time": (
         "initsweep-train --config-dir conf -m experiment=arrival_bias   "
-        "# 12 jobs x 3 seeds: about 3 min on a laptop CPU"
+        "# 12 jobs x 3 seeds: about 3 min on a 2-core CPU"
     ),
 }
 
