@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -35,13 +36,15 @@ def _captured(entry, argv: list[str]) -> str:
     """What console script ``entry`` prints for ``argv`` (in this process)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    out, saved = io.StringIO(), sys.argv[:]
+    out, argv_before, env_before = io.StringIO(), sys.argv[:], dict(os.environ)
     sys.argv = argv
     try:
         with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
             entry()
-    finally:
-        sys.argv = saved
+    finally:  # the apps set HYDRA_FULL_ERROR and Hydra's global state: put both back
+        sys.argv = argv_before
+        os.environ.clear()
+        os.environ.update(env_before)
         GlobalHydra.instance().clear()
     return out.getvalue().rstrip()
 

@@ -103,3 +103,8 @@ def test_the_file_contract_lists_what_a_job_writes(sweep):
     assert written <= listed, f"written but not in the docs: {written - listed}"
     # status.json exists only while a job has not finished
     assert listed - written == {"status.json"}, listed - written
+
+
+def test_the_readme_stays_a_front_door():
+    # about 150 lines: what initsweep answers, install, a tour, links; the rest lives in docs/
+    assert len((REPO / "README.md").read_text().splitlines()) <= 160
