@@ -88,3 +88,13 @@ def test_example_copies_a_project_and_refuses_a_used_dir(app, tmp_path):
     unknown = app("initsweep-example", "nope", str(tmp_path / "other"))
     assert unknown.returncode == 2 and "arrival_time" in unknown.stderr
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("name", ["initsweep-train", "initsweep-probe"])
+def test_the_help_examples_compose(app, name, tmp_path):
+    from tests.docs_blocks import commands, compose
+
+    text = app(name, "--help").stdout
+    examples = text.split("== Examples ==\n")[1].split("\n\n")[0]
+    for argv in commands(examples):  # every job of each example composes, as in the docs
+        compose(argv[0], argv[1:], tmp_path, {})
