@@ -22,7 +22,7 @@ demo: venv
 	$(BIN)/initsweep-train hydra.run.dir=$(DEMO_DIR)
 	$(BIN)/initsweep-report $(DEMO_DIR)
 
-# fast: all but the slow end-to-end runs and the SLURM tests (a few minutes on 2 cores)
+# fast: all but the slow end-to-end runs and the SLURM tests
 test: venv
 	$(BIN)/pytest -m "not slow and not slurm"
 
