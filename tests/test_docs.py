@@ -108,3 +108,27 @@ def test_the_file_contract_lists_what_a_job_writes(sweep):
 def test_the_readme_stays_a_front_door():
     # about 150 lines: what initsweep answers, install, a tour, links; the rest lives in docs/
     assert len((REPO / "README.md").read_text().splitlines()) <= 160
+
+
+def _within(shown, real) -> bool:
+    """Every key the docs show is in the real file with the same value (the docs may omit)."""
+    if isinstance(shown, dict):
+        return isinstance(real, dict) and all(_within(v, real.get(k)) for k, v in shown.items())
+    return shown == real
+
+
+def test_yaml_blocks_quote_the_example_project_as_it_is():
+    # a yaml block headed "# conf/<file>.yaml" shows keys of the example project's own file
+    from omegaconf import OmegaConf
+
+    project = REPO / "initsweep" / "examples" / "arrival_time"
+    quoted = 0
+    for page in PAGES:
+        for m in re.finditer(
+            r"```yaml\n# (conf/\S+\.yaml)[^\n]*\n(.*?)```", page.read_text(), re.S
+        ):
+            shown = OmegaConf.to_container(OmegaConf.create(m.group(2)))
+            real = OmegaConf.to_container(OmegaConf.load(project / m.group(1)))
+            assert _within(shown, real), f"{page.name}: {m.group(1)} differs from the example's"
+            quoted += 1
+    assert quoted >= 2
