@@ -28,6 +28,26 @@ def _paragraphs(fn) -> list[str]:
     return [" ".join(p.split()) for p in doc.split("\n\n") if p.strip()]
 
 
+def _referenced(fn) -> list[str]:
+    """The first paragraph of each function of ``fn``'s module that its docstring names
+    (``:func:`huber_optimum```): where a rule's numbers are made."""
+    module = inspect.getmodule(fn)
+    notes = []
+    for name in dict.fromkeys(re.findall(r":func:`~?([\w.]+)`", inspect.getdoc(fn) or "")):
+        helper = getattr(module, name.split(".")[-1], None)
+        if callable(helper) and helper is not fn and _paragraphs(helper):
+            notes.append(f"`{name.split('.')[-1]}`: {markdown(_paragraphs(helper)[0])}")
+    return notes
+
+
+def _module_note(fn, registered: set) -> list[str]:
+    """A module that defines one scheme alone (``lsuv``) says what it is in its first line."""
+    module = inspect.getmodule(fn)
+    own = [n for n, f in vars(module).items() if callable(f) and f in registered]
+    first = (inspect.getdoc(module) or "").split("\n\n")[0]
+    return [markdown(" ".join(first.split()))] if len(own) == 1 and first else []
+
+
 def _params(params: dict) -> str:
     shown = [f"`{k}={v.default!r}`" for k, v in params.items() if k != "gain"]
     return ", ".join(shown) or "none"
@@ -35,7 +55,7 @@ def _params(params: dict) -> str:
 
 def _scheme(name: str) -> str:
     from initsweep.init.gain import resolve_gain
-    from initsweep.init.registry import get_scheme, scheme_params
+    from initsweep.init.registry import get_scheme, list_schemes, scheme_params
 
     fn = get_scheme(name)
     paras = _paragraphs(fn)
@@ -47,15 +67,18 @@ def _scheme(name: str) -> str:
     else:
         lines.append(f"- **gain** with `init.gain=null`: {gain[1]}")
     lines += [f"- {markdown(p)}" for p in paras[1:]]
+    registered = {get_scheme(n) for n in list_schemes()}
+    lines += [f"- {note}" for note in _referenced(fn) + _module_note(fn, registered)]
     return "\n".join(lines) + "\n"
 
 
 def _bias(kind: str, name: str) -> str:
     from initsweep.init.registry import BIAS_KEYS, get_bias_rule
 
-    paras = _paragraphs(get_bias_rule(name, kind))
+    rule = get_bias_rule(name, kind)
+    paras = [markdown(p) for p in _paragraphs(rule)] + _referenced(rule)
     head = f"### `{BIAS_KEYS[kind]}={name}`"
-    return "\n".join([head, "", *(markdown(p) + "\n" for p in paras)])
+    return "\n".join([head, "", *(p + "\n" for p in paras)])
 
 
 def schemes_reference() -> str:
