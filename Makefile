@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo test test-full docs bench lint clean
 
 venv: $(STAMP)
 
@@ -22,8 +22,17 @@ demo: venv
 	$(BIN)/initsweep-train hydra.run.dir=$(DEMO_DIR)
 	$(BIN)/initsweep-report $(DEMO_DIR)
 
+# fast: all but the slow end-to-end runs and the SLURM tests
 test: venv
+	$(BIN)/pytest -m "not slow and not slurm"
+
+# everything: the slow and the SLURM tests too (those skip, saying why, without a cluster); CI's
+test-full: venv
 	$(BIN)/pytest
+
+# the docs site in site/ (mkdocs serve to read it while editing)
+docs: venv
+	$(BIN)/mkdocs build --strict
 
 # the per-step table, then the whole study (a 6-scheme x 3-seed sweep three ways)
 bench: venv
@@ -34,4 +43,4 @@ lint: venv
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf outputs/* multirun .pytest_cache
+	rm -rf outputs/* multirun .pytest_cache site

@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from initsweep import help as _help  # noqa: F401  (registers the --help template's resolver)
 from initsweep import job
 from initsweep.config import CONF_DIR, HYDRA_TARGETS
 from initsweep.errors import ConfigError
@@ -190,7 +191,7 @@ def train() -> None:
     _app(_train)
 
 
-@hydra.main(config_path=str(CONF_DIR), config_name="train", execution_whitelist=HYDRA_TARGETS)
+@hydra.main(config_path=str(CONF_DIR), config_name="probe", execution_whitelist=HYDRA_TARGETS)
 @job.runs_jobs
 def _probe(cfg: DictConfig) -> float:
     return _run_or_exit(cfg, job.probe)

@@ -1,4 +1,5 @@
-"""The command line as a user runs it: a multirun, and bad input that must fail in one line."""
+"""The command line as a user runs it: a multirun, bad input that must fail in one line, and
+the apps' own ``--help``. In process (the ``app`` fixture of ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli
-
 QUICK = ["trainer.epochs=1", "trainer.progress=false"]
 
 
 @pytest.mark.slow
-def test_multirun_gives_one_job_dir_per_combination(tmp_path):
-    res = run_cli(
+def test_multirun_gives_one_job_dir_per_combination(app, tmp_path):
+    res = app(
+        "initsweep-train",
         "-m",
         "init=kaiming_normal,pytorch_default",
         "bias=zeros,prior",
@@ -44,10 +44,57 @@ def test_multirun_gives_one_job_dir_per_combination(tmp_path):
         ("objective=val/auc", "objective"),
     ],
 )
-def test_bad_input_fails_in_one_clear_line(tmp_path, override, expected):
-    res = run_cli(*QUICK, override, f"hydra.run.dir={tmp_path}/run")
+def test_bad_input_fails_in_one_clear_line(app, tmp_path, override, expected):
+    res = app("initsweep-train", *QUICK, override, f"hydra.run.dir={tmp_path}/run")
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
     assert expected in res.stderr
     # no summary: nothing was claimed as finished
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("name", ["initsweep-train", "initsweep-probe"])
+def test_help_is_the_apps_own(app, name):
+    res = app(name, "--help")
+    assert res.returncode == 0, res.stderr
+    text = res.stdout
+    assert text.startswith(f"{name}: ")  # what the app does comes first, not Hydra's stock line
+    assert "powered by Hydra" not in text
+    # the groups a user picks, with their options; the internal schema groups are not options
+    assert "\n  init: constant, delta_orthogonal," in text
+    assert "hydra/launcher: " in text and "population" in text
+    assert "schema" not in text
+    examples = text.split("== Examples ==\n")[1].split("\n\n")[0].splitlines()
+    assert len(examples) == 3 and all(e.startswith(name) for e in examples)
+    assert "outputs/multirun/<date>/<time>/<job>/" in text  # where outputs go
+
+
+def test_help_lists_the_options_of_your_own_config_dir(app, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "my_net.yaml").write_text("_target_: my_project.MyNet\n")
+    res = app("initsweep-train", "--config-dir", str(tmp_path), "--help")
+    assert res.returncode == 0, res.stderr
+    assert "my_net" in next(line for line in res.stdout.splitlines() if "  model:" in line)
+
+
+def test_example_copies_a_project_and_refuses_a_used_dir(app, tmp_path):
+    res = app("initsweep-example", "arrival_time", str(tmp_path / "proj"))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "proj" / "conf" / "experiment" / "arrival_bias.yaml").is_file()
+    assert (tmp_path / "proj" / "arrival_time" / "model.py").is_file()
+    assert "initsweep-train --config-dir conf -m experiment=arrival_bias" in res.stdout
+    again = app("initsweep-example", "arrival_time", str(tmp_path / "proj"))
+    assert again.returncode == 2 and "not an empty directory" in again.stderr
+    unknown = app("initsweep-example", "nope", str(tmp_path / "other"))
+    assert unknown.returncode == 2 and "arrival_time" in unknown.stderr
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("name", ["initsweep-train", "initsweep-probe"])
+def test_the_help_examples_compose(app, name, tmp_path):
+    from tests.docs_blocks import commands, compose
+
+    text = app(name, "--help").stdout
+    examples = text.split("== Examples ==\n")[1].split("\n\n")[0]
+    for argv in commands(examples):  # every job of each example composes, as in the docs
+        compose(argv[0], argv[1:], tmp_path, {})

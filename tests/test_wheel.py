@@ -2,17 +2,15 @@
 
 The environment holds only the wheel; its dependencies come from this venv's site-packages
 (through a ``.pth`` line, so this venv's editable install of the checkout is not seen). The
-example project (``examples/arrival_time``) runs its multirun from its own directory with its
-own config dir, and ``initsweep-report`` shows each arm's loss at init against the targets'
-best constants.
+example project, copied out of the installed package by ``initsweep-example``, runs its multirun
+from its own directory with its own config dir, and ``initsweep-report`` shows each arm's loss
+at init against the targets' best constants.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import site
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +49,8 @@ def installed(tmp_path_factory) -> tuple[Path, Path, dict]:
         "import sysconfig; print(sysconfig.get_paths()['purelib'])",
         cwd=tmp,
     ).stdout.strip()
-    deps = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    # this venv's site dirs and those its own .pth lines add (a venv layered on another's)
+    deps = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
     Path(purelib, "initsweep-deps.pth").write_text("\n".join(deps) + "\n")
     work = tmp / "work"
     work.mkdir()
@@ -79,7 +78,7 @@ def test_the_wheel_carries_the_config_tree_and_runs_from_anywhere(installed):
 def test_the_example_project_runs_its_study_and_reports_the_loss_at_init(installed):
     bin_dir, work, env = installed
     project = work / "arrival_time_project"
-    shutil.copytree(REPO / "examples" / "arrival_time", project)
+    sh(bin_dir / "initsweep-example", "arrival_time", project, cwd=work, env=env)
     sh(
         bin_dir / "initsweep-train",
         "--config-dir",

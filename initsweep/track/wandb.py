@@ -2,7 +2,7 @@
 
 Every run lives in ``<job dir>/wandb/``. Offline runs need no account and touch no network:
 browse them with ``wandb leet <job dir>/wandb`` and upload them later with
-``scripts/wandb-sync.sh <sweep dir>``. A run's id is derived from (job dir, seed) and opened with
+``wandb sync <sweep dir>/*/wandb/offline-run-*``. A run's id is derived from (job dir, seed) and opened with
 ``resume="allow"``, so a job that is resumed in the same directory continues its runs instead of
 making duplicates. Where a run goes in W&B's UI (group, job type, name) is
 :mod:`initsweep.track.naming`'s.
@@ -108,10 +108,11 @@ class WandbTracker:
             ) from e
         if mode == "offline":
             log.info(
-                "W&B: %d offline runs in %s (browse: wandb leet %s; upload: scripts/wandb-sync.sh)",
+                "W&B: %d offline runs in %s (browse: wandb leet %s; upload: wandb sync %s)",
                 len(self.runs),
                 self.dir / "wandb",
                 self.dir / "wandb",
+                self.dir / "wandb" / "offline-run-*",
             )
 
     def _log(self, seed: int, data: dict, step: int, epoch: int) -> None:
