@@ -35,7 +35,7 @@ from initsweep.report.section import Options, Section, note_html
 log = logging.getLogger("initsweep")
 
 SECTIONS = [
-    table.section,  # every job: varying overrides, metrics mean ± std (n), loss at init
+    table.section,  # every job: varying overrides, metrics mean ± std, loss at init
     curves.section,  # train/val curves, mean ± std band over seeds
     init_loss.section,  # loss at step 0: measured per seed vs expected
     init_histograms.section,  # weight histograms at init vs theoretical density

@@ -128,23 +128,28 @@ def contrast_of(row, pairs: list[tuple[tuple, Job, Job]], measures: Measures) ->
     with np.errstate(divide="ignore", invalid="ignore"):
         for label, vb, vl in sides:
             if paired_all:
-                both = [s for s in vb if math.isfinite(vb[s]) and math.isfinite(vl[s])]
-                a, b = t([vb[s] for s in both]), t([vl[s] for s in both])
-                row.contexts.append((label, contrast.paired(b - a, a, b)))
+                a, b = _by_seed([(label, vb, vl)], list(vb), t)
+                row.contexts.append((label, contrast.paired(b[:, 0] - a[:, 0], a, b)))
             else:
                 row.contexts.append((label, contrast.unpaired([(_finite(vb, t), _finite(vl, t))])))
-        if paired_all and len(seed_sets) == 1:
-            seeds = [s for s in seed_sets.pop() if all(math.isfinite(v[s]) for _, vb, vl in sides
-                                                        for v in (vb, vl))]  # fmt: skip
-            a = np.array([[t(vb[s]) for _, vb, _ in sides] for s in seeds]).reshape(len(seeds), len(sides))
-            b = np.array([[t(vl[s]) for _, _, vl in sides] for s in seeds]).reshape(len(seeds), len(sides))
+        if paired_all and len(seed_sets) == 1:  # D_s: the seed's change, averaged over contexts
+            a, b = _by_seed(sides, list(seed_sets.pop()), t)
             d = (b - a).mean(axis=1)
             row.contrast = contrast.paired(d, a.mean(axis=1), b.mean(axis=1), len(sides))
         else:
-            row.contrast = contrast.unpaired([(_finite(vb, t), _finite(vl, t))
-                                              for _, vb, vl in sides])  # fmt: skip
+            pairs_ = [(_finite(vb, t), _finite(vl, t)) for _, vb, vl in sides]
+            row.contrast = contrast.unpaired(pairs_)
     if not any(c.n[0] and c.n[1] for _, c in row.contexts):
         row.contrast = None
+
+
+def _by_seed(sides: list, seeds: list[int], t) -> tuple[np.ndarray, np.ndarray]:
+    """(baseline, level) values as seeds × contexts, the seeds with a value in every cell."""
+    keep = [s for s in seeds if all(math.isfinite(v[s]) for _, vb, vl in sides for v in (vb, vl))]
+    shape = (len(keep), len(sides))
+    a = np.array([[vb[s] for _, vb, _ in sides] for s in keep], dtype=float).reshape(shape)
+    b = np.array([[vl[s] for _, _, vl in sides] for s in keep], dtype=float).reshape(shape)
+    return t(a), t(b)
 
 
 def _finite(values: dict[int, float], t) -> np.ndarray:

@@ -128,7 +128,8 @@ def method(analysis: Analysis) -> list[str]:
     if a.search:
         b = a.factors[0].baseline
         first = (
-            f"Method: each trial against the best one, {b}, on the {what}, paired by seed; "
+            f"Method: each trial against the best one, {b}, on the {what}, paired by seed "
+            "where they ran the same seeds; "
             "change = trial − best, + meaning higher; t-intervals. The best was chosen on these "
             "very values, so its lead is optimistic; a held-out test split gives the unbiased "
             "figure."
