@@ -16,6 +16,7 @@ from statsmodels.stats.power import TTestIndPower, TTestPower
 from initsweep.errors import ConfigError
 from initsweep.report.compare import analyse, comparison_section, section
 from initsweep.report.compare.contrast import paired, seeds_needed, unpaired
+from initsweep.report.compare.section import seeds_statement
 from initsweep.report.compare.verdict import sentence
 from initsweep.report.jobs import Job
 from tests.conftest import run_cli
@@ -266,6 +267,18 @@ def test_a_data_order_factor_is_flagged_and_not_tested(tmp_path):
     from initsweep.report.compare.section import order_alert
 
     assert "different data orders: trainer.data_seed=1" in order_alert(a)
+
+
+def test_the_report_says_what_the_seeds_vary_and_for_which_data_order():
+    jobs = [fake_job(["init=a"], taus(10)), fake_job(["init=b"], taus(10))]
+    shared = seeds_statement(jobs)
+    assert shared.startswith("Seeds vary the initial weights and the dropout masks")
+    assert "share one data order (trainer.data_seed=0)" in shared
+    for j in jobs:  # trainer.data_order=per_seed: every copy its own data order
+        j.config["trainer"]["data_order"] = "per_seed"
+    assert "(trainer.data_order=per_seed), so claims hold across data orders" in seeds_statement(
+        jobs
+    )
 
 
 def test_jobs_that_differ_in_several_keys_at_once_have_nothing_to_compare(tmp_path):

@@ -233,6 +233,23 @@ def test_partial_sweep_is_reported_not_crashed_on(sweep, tmp_path):
         assert_readable_png(root / "report" / name)
 
 
+@pytest.mark.slow
+def test_each_factor_takes_its_own_baseline_from_the_command_line(sweep, tmp_path, capsys):
+    out = tmp_path / "r"
+    with contextlib.redirect_stdout(io.StringIO()):
+        report([str(sweep), "--out", str(out), "--baseline", "init=kaiming_normal",
+                "--baseline", "bias=prior"])  # fmt: skip
+    rows = [r for r in csv.DictReader(open(out / "comparison.csv")) if not r["context"]]
+    assert {(r["factor"], r["level"], r["baseline"]) for r in rows if r["primary"] == "True"} == {
+        ("init", "pytorch_default", "kaiming_normal"), ("bias", "zeros", "prior"),
+        ("init × bias", "", "")}  # fmt: skip
+    with pytest.raises(SystemExit) as e:  # a level no job ran: one line, before any plot
+        report([str(sweep), "--out", str(tmp_path / "bad"), "--baseline", "init=nope"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "init=kaiming_normal" in err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_dir_without_a_job_is_one_line_and_exit_2_and_writes_nothing(tmp_path, capsys):
     (tmp_path / "notes").mkdir()  # a directory, but no job in it
     with pytest.raises(SystemExit) as e:

@@ -28,6 +28,7 @@ from initsweep.report import (
     trials,
     weights_over_training,
 )
+from initsweep.report.compare.design import factors
 from initsweep.report.html import page
 from initsweep.report.jobs import Study, load_study
 from initsweep.report.section import Options, Section, note_html
@@ -78,11 +79,13 @@ def make_report(
             f"no job under {root}: a job dir holds summary.json, metrics.jsonl or .hydra/ "
             "(give a sweep dir, e.g. outputs/multirun/<date>/<time>, or a run's dir)"
         )
+    options = options or Options()
+    if options.baseline:  # a wrong --baseline is one line before anything is written
+        factors(study.finished, options.baseline)
     out.mkdir(parents=True, exist_ok=True)
     for link in [p for p in out.iterdir() if p.is_symlink()]:  # never overwrite a link's target
         log.warning("removing the symbolic link %s from the report dir", link)
         link.unlink()
-    options = options or Options()
     sections = []
     for build in SECTIONS:
         try:
