@@ -37,13 +37,13 @@ log = logging.getLogger("initsweep")
 
 SECTIONS = [
     table.section,  # every job: varying overrides, metrics mean ± std, loss at init
+    compare.section,  # is the difference real? the verdict table first, then the plots
     curves.section,  # train/val curves, mean ± std band over seeds
     init_loss.section,  # loss at step 0: measured per seed vs expected
     init_histograms.section,  # weight histograms at init vs theoretical density
     weights_over_training.section,  # weight histograms at every logged epoch (ridges)
     signal.section,  # pre-activation std by depth, all schemes
     finals.section,  # final metrics: seeds as points
-    compare.section,  # is the difference real? effects, intervals, verdicts
     trials.section,  # a search's trials across seeds: objective vs each searched key, per seed
     search.section,  # the Optuna study's trials and plots, when the sweep is a search
 ]

@@ -97,4 +97,6 @@ def legend_below(fig: Figure, handles: list, labels: list[str]) -> None:
     already :func:`plain`)."""
     if handles:
         ncol = max(1, min(len(labels), 3 if max(map(len, labels)) > 30 else 4))
+        if sum(map(len, labels)) < 110:  # a grid's few levels: one row
+            ncol = len(labels)
         fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")

@@ -122,23 +122,25 @@ def method(analysis: Analysis) -> list[str]:
     what = describe(a.primary_metric)
     first = (
         "Method: each level against its factor's baseline, paired by seed within the levels of "
-        "the other factors (unpaired where seeds or data order differ); change = level − "
-        "baseline, + meaning higher, in % of the baseline for positive metrics; t-intervals."
+        "the other factors (unpaired where seeds or data order differ), with t-intervals. "
+        "Change = level − baseline (+ = higher), in % of the baseline for positive metrics."
     )
     if a.search:
         b = a.factors[0].baseline
         first = (
             f"Method: each trial against the best one, {b}, on the {what}, paired by seed "
-            "where they ran the same seeds; "
-            "change = trial − best, + meaning higher; t-intervals. The best was chosen on these "
-            "very values, so its lead is optimistic; a held-out test split gives the unbiased "
-            "figure."
+            "where they ran the same seeds, with t-intervals; change = trial − best (+ = higher). "
+            "The best was chosen on these very values, so its lead is optimistic; a held-out "
+            "test split gives the unbiased figure."
         )
+    tests = f"{a.family} test{'s' * (a.family != 1)}"
     verdicts = (
-        f"Verdicts on {what} only (the objective): {a.family} test(s), Bonferroni at "
-        f"{level_pct(1 - a.alpha)} (each interval at {level_pct(a.primary_level)}); clear = the "
-        "interval excludes no change."
+        f"Verdicts on {what} only (the objective): {tests}, Bonferroni-corrected to "
+        f"{level_pct(1 - a.alpha)} over all (each interval at {level_pct(a.primary_level)}); "
+        "clear = the interval excludes no change."
     )
+    if not a.family:
+        verdicts = f"Verdicts on {what} only (the objective): none could be tested here."
     if not a.search:
         verdicts += f" Other metrics: estimates with {level_pct(1 - a.alpha)} intervals."
     tested = [r.interaction.method for r in a.rows if r.interaction and r.interaction.method]
