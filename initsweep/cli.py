@@ -219,7 +219,10 @@ def report(argv: list[str] | None = None) -> None:
         "--log-x", action="store_true", help="training curves on a log step axis (first steps)"
     )
     parser.add_argument(
-        "--baseline", metavar="KEY=VALUE", help="compare every job with this one, e.g. bias=zeros"
+        "--baseline",
+        metavar="KEY=VALUE",
+        action="append",
+        help="a factor's baseline level, e.g. bias=zeros (repeat it, one per factor)",
     )
     parser.add_argument("--level", type=float, default=0.95, help="confidence level (0.95)")
     parser.add_argument(

@@ -1,4 +1,5 @@
-"""Is the difference real? Intervals, tests, Holm, pairing, divergence, and the report section."""
+"""Is the difference real? Contrasts against scipy's t-tests, factorial designs, interactions
+against statsmodels, one primary question, and the section's table, CSV and plot."""
 
 from __future__ import annotations
 
@@ -6,19 +7,17 @@ import csv
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
+from statsmodels.stats.anova import AnovaRM
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from initsweep.errors import ConfigError
-from initsweep.report.compare import compare_jobs, comparison_section, section
-from initsweep.report.compare.effects import (
-    bootstrap_ci,
-    compare_samples,
-    hedges_g,
-    holm,
-    seeds_needed,
-)
-from initsweep.report.compare.verdict import verdict
+from initsweep.report.compare import analyse, comparison_section, section
+from initsweep.report.compare.contrast import paired, seeds_needed, unpaired
+from initsweep.report.compare.section import seeds_statement
+from initsweep.report.compare.verdict import sentence
 from initsweep.report.jobs import Job
 from tests.conftest import run_cli
 from tests.test_speed import job_records
@@ -61,78 +60,54 @@ def fake_job(overrides, taus, *, data_seed=0, diverge=(), steps=40, per_epoch=10
     return Job.of(overrides, summary, records)
 
 
-def taus(base, effect=1.0, spread=0.3, seed=0):
+def taus(base, effect=1.0, spread=0.3, seed=0, seeds=SEEDS):
     """Per-seed time constants: a seed effect shared by every job (the same init draws)."""
-    z = np.random.default_rng(seed).normal(size=len(SEEDS))
-    return {s: base * effect * (1 + spread * zi) for s, zi in zip(SEEDS, z)}
+    z = np.random.default_rng(seed).normal(size=len(seeds))
+    return {s: base * effect * (1 + spread * zi) for s, zi in zip(seeds, z)}
 
 
-def row(comps, metric, other=None):
+def row(analysis, metric, label=None):
     return next(
-        r for r in comps.rows if r.metric == metric and (other is None or r.other == other)
-    )
+        r for r in analysis.rows
+        if r.metric == metric and (label is None or r.label == label) and r.interaction is None
+    )  # fmt: skip
 
 
-@pytest.mark.parametrize("paired, n", [(False, 5), (False, 10), (True, 10)])
-def test_intervals_cover_a_known_shift_at_about_their_level(paired, n):
-    # 200 draws of a shifted normal: the 95% interval should hold the true shift ~190 times
-    # (paired with 5 seeds it holds it ~91% of the time: see initsweep/report/compare/effects.py)
-    rng = np.random.default_rng(n)
-    level, draws, shift = 0.95, 200, 0.7
-    hits = 0
-    for _ in range(draws):
-        a = rng.normal(0.0, 1.0, n)
-        b = (a if paired else rng.normal(0.0, 1.0, n)) + shift + rng.normal(0.0, 0.8, n)
-        low, high = bootstrap_ci(a, b, paired=paired, level=level, rng=rng, n_resamples=499)
-        hits += low <= shift <= high
-    tolerance = 3 * math.sqrt(level * (1 - level) / draws)  # three binomial standard errors
-    assert abs(hits / draws - level) <= tolerance, hits
+def test_a_paired_contrast_is_scipys_one_sample_t_on_the_seed_differences():
+    rng = np.random.default_rng(1)
+    a = rng.normal(2.0, 0.3, 6)
+    b = a - 0.2 + rng.normal(0, 0.1, 6)
+    c = paired(b - a, a, b)
+    ref = stats.ttest_1samp(b - a, 0)
+    assert c.p() == pytest.approx(ref.pvalue)
+    for level in (0.95, 0.9875):
+        assert c.interval(level) == pytest.approx(tuple(ref.confidence_interval(level)))
 
 
-@pytest.mark.parametrize("paired", [False, True])
-def test_under_five_seeds_the_t_interval_still_covers_at_its_level(paired):
-    # 3 seeds: a bootstrap has too few distinct resamples (~75% paired); the t-interval is exact
+def test_an_unpaired_contrast_in_one_context_is_welchs_t():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(2.0, 0.3, 5), rng.normal(1.7, 0.6, 7)
+    c = unpaired([(a, b)])
+    ref = stats.ttest_ind(b, a, equal_var=False)
+    assert c.p() == pytest.approx(ref.pvalue)
+    assert c.interval(0.95) == pytest.approx(tuple(ref.confidence_interval(0.95)))
+
+
+def test_an_unpaired_contrast_over_contexts_averages_them_with_satterthwaite_df():
     rng = np.random.default_rng(3)
-    draws, hits = 200, 0
-    for _ in range(draws):
-        a = rng.normal(0.0, 1.0, 3)
-        b = (a if paired else rng.normal(0.0, 1.0, 3)) + 0.7 + rng.normal(0.0, 0.8, 3)
-        res = compare_samples(a, b, paired=paired, rng=rng, n_resamples=99)
-        hits += res.low <= 0.7 <= res.high
-    assert res.interval == "t"
-    assert abs(hits / draws - 0.95) <= 3 * math.sqrt(0.95 * 0.05 / draws), hits
-
-
-def test_identical_samples_are_deterministic_not_tested():
-    a = np.array([2.1, 2.4, 1.9, 2.2, 2.0])
-    rng = np.random.default_rng(0)
-    same = compare_samples(a, a.copy(), paired=True, rng=rng, n_resamples=999)
-    assert same.kind == "deterministic" and (same.low, same.diff, same.high) == (0.0, 0.0, 0.0)
-    assert math.isnan(same.p_t) and math.isnan(same.p_rank) and math.isnan(same.g)
-    assert same.seeds_needed is None and not same.excludes_zero
-    # unpaired, the same values still give an interval around zero and p = 1
-    loose = compare_samples(a, a[::-1].copy(), paired=False, rng=rng, n_resamples=999)
-    assert loose.kind == "tested" and loose.low < 0 < loose.high
-    assert loose.p_t == pytest.approx(1.0)
-
-
-def test_holm_against_a_hand_computed_example():
-    # sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, max(0.04·1, 0.06) = 0.06
-    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    # NaNs stay NaN and do not count towards m; adjusted values are capped at 1
-    out = holm([0.2, math.nan, 0.6])
-    assert out[0] == pytest.approx(0.4) and math.isnan(out[1]) and out[2] == pytest.approx(0.6)
-    assert holm([0.7, 0.8]) == [1.0, 1.0]  # 0.7·2 capped at 1; never below an earlier value
-
-
-def test_hedges_g_with_the_exact_small_sample_correction():
-    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 3.0, 4.0, 5.0])
-    # s_p² = (2·1 + 3·5/3) / 5 = 1.4; J(5) = Γ(2.5) / (√2.5 · Γ(2)) = 0.840750
-    assert hedges_g(a, b) == pytest.approx(0.840750 * 1.5 / math.sqrt(1.4), rel=1e-5)
+    pairs = [(rng.normal(0, s, 4), rng.normal(1, s, 5)) for s in (0.5, 2.0)]
+    c = unpaired(pairs)
+    # the mean of the two differences; its variance the sum of the four over 2²
+    parts = [x.var(ddof=1) / len(x) / 4 for pair in pairs for x in pair]
+    df = sum(parts) ** 2 / sum(p**2 / (len(x) - 1) for p, x in zip(parts, [*pairs[0], *pairs[1]]))
+    assert c.estimate == pytest.approx(np.mean([b.mean() - a.mean() for a, b in pairs]))
+    assert c.se == pytest.approx(math.sqrt(sum(parts))) and c.df == pytest.approx(df)
+    t = stats.t.ppf(0.975, df) * c.se
+    assert c.interval(0.95) == pytest.approx((c.estimate - t, c.estimate + t))
 
 
 @pytest.mark.parametrize(
-    "d, paired, need",
+    "d, paired_, need",
     [
         (0.5, False, 64),  # Cohen 1988, Table 2.4.1: d = 0.5, two-sided alpha 0.05, power 0.8
         (0.8, False, 26),  # ibid.: d = 0.8
@@ -141,12 +116,11 @@ def test_hedges_g_with_the_exact_small_sample_correction():
         (1e-4, False, None),  # beyond any realistic number of seeds
     ],
 )
-def test_seeds_needed_is_the_textbook_power_analysis(d, paired, need):
+def test_seeds_needed_is_the_textbook_power_analysis(d, paired_, need):
     alpha = 0.01 if d == 5.0 else 0.05
-    assert seeds_needed(d, paired=paired, alpha=alpha) == need
-    if need:  # 80% power at `need` seeds, not at one fewer (statsmodels' own power function;
-        # one tail at alpha/2: the other tail's share is < 1e-6 here, and NaN in scipy at d = 5)
-        analysis = TTestPower() if paired else TTestIndPower()
+    assert seeds_needed(d, paired=paired_, alpha=alpha) == need
+    if need:  # 80% power at `need` seeds, not at one fewer (statsmodels' own power function)
+        analysis = TTestPower() if paired_ else TTestIndPower()
 
         def power(n):
             return analysis.power(d, n, alpha / 2, alternative="larger")
@@ -154,112 +128,166 @@ def test_seeds_needed_is_the_textbook_power_analysis(d, paired, need):
         assert power(need) >= 0.8 > power(need - 1)
 
 
+def grid(bias_effect=(0.8, 0.85, 0.9), seeds=SEEDS):
+    """A 3 × 2 grid of init schemes and bias rules; the prior bias speeds training up by
+    ``bias_effect[i]`` under scheme i (an interaction when they differ)."""
+    speed = {"kaiming_normal": 0.9, "xavier_uniform": 1.0, "pytorch_default": 1.1}
+    jobs = []
+    for bias in ("zeros", "prior"):
+        for i, (init, e) in enumerate(speed.items()):
+            e *= bias_effect[i] if bias == "prior" else 1.0
+            jobs.append(fake_job([f"init={init}", f"bias={bias}"],
+                                 taus(12, effect=e, seed=i, seeds=seeds)))  # fmt: skip
+    return jobs
+
+
+def test_a_grid_answers_both_factors_against_their_default_baselines():
+    a = analyse(grid())
+    assert [(f.key, f.baseline) for f in a.factors] == [
+        ("init", "pytorch_default"),  # the frameworks' default scheme, no --baseline
+        ("bias", "zeros"),  # the usual bias
+    ]
+    primary = [r for r in a.rows if r.primary and r.interaction is None]
+    assert [r.label for r in primary] == [
+        "init=kaiming_normal", "init=xavier_uniform", "bias=prior"]  # fmt: skip
+    prior = row(a, "val/loss_final", "bias=prior")
+    assert [label for label, _ in prior.contexts] == [
+        "init=kaiming_normal", "init=xavier_uniform", "init=pytorch_default"]  # fmt: skip
+    assert prior.relative and prior.contrast.paired and prior.clear and prior.change()[0] < 0
+    # paired by seed within each init: the per-seed average of the three log ratios
+    per_seed = np.mean([c.estimate for _, c in prior.contexts])
+    assert prior.contrast.estimate == pytest.approx(per_seed)
+    text = sentence(prior, a)
+    assert text.startswith("bias=prior lowers final val/loss by ")
+    assert "under each of the 3 levels of init" in text and len(text) < 250
+
+
+def test_the_interaction_is_statsmodels_repeated_measures_anova_on_the_log_values():
+    jobs = grid(bias_effect=(0.6, 0.9, 1.0))  # the prior bias helps kaiming most
+    a = analyse(jobs)
+    (inter,) = [r for r in a.rows if r.interaction is not None]
+    assert inter.factor == "init × bias" and inter.primary
+    frame = pd.DataFrame(
+        [{"init": j.overrides["init"], "bias": j.overrides["bias"], "seed": s["seed"],
+          "y": math.log(s["metrics"]["val/loss"])} for j in jobs for s in j.summary["seeds"]]
+    )  # fmt: skip
+    ref = AnovaRM(frame, "y", "seed", within=["init", "bias"]).fit().anova_table
+    assert inter.interaction.p == pytest.approx(ref.loc["init:bias", "Pr > F"])
+    assert inter.interaction.df_num == 2 and inter.interaction.df_den == 10
+    assert inter.clear and "interact on final val/loss" in sentence(inter, a)
+
+
+def test_one_primary_family_bonferroni_and_estimates_elsewhere():
+    a = analyse(grid())
+    primary = [r for r in a.rows if r.primary]
+    assert a.family == len(primary) == 4  # two init levels, one bias level, one interaction
+    assert all(r.ci_level == pytest.approx(1 - 0.05 / 4) for r in primary)
+    others = [r for r in a.rows if not r.primary]
+    assert others and all(r.kind in ("estimate", "exact", "chance") for r in others)
+    assert all(r.ci_level == 0.95 and not r.clear for r in others)
+    # clear exactly when the shown interval excludes no change, on every primary row
+    for r in primary:
+        if r.interaction is None:
+            _, low, high = r.change()
+            assert r.clear == (low > 0 or high < 0), r.label
+
+
 def test_paired_by_seed_when_seeds_and_data_order_match_else_unpaired():
-    # a large seed effect shared by both jobs and a small, consistent speed-up
     base, fast = taus(12, spread=0.4), taus(12, effect=0.9, spread=0.4)
     jobs = [fake_job(["bias=zeros"], base), fake_job(["bias=prior"], fast)]
-    paired = row(compare_jobs(jobs, n_resamples=999), "train/loss_auc").result
+    tight = row(analyse(jobs), "train/loss_auc")
     jobs[1] = fake_job(["bias=prior"], fast, data_seed=1)  # another data order: no pairing
-    loose = row(compare_jobs(jobs, n_resamples=999), "train/loss_auc").result
-    assert paired.paired and not loose.paired
-    assert paired.diff == pytest.approx(loose.diff)
-    # pairing removes the seed effect: a narrower interval that excludes zero
-    assert paired.high < 0 and paired.high - paired.low < (loose.high - loose.low) / 3
-    assert loose.low < 0 < loose.high
+    loose_analysis = analyse(jobs)
+    loose = row(loose_analysis, "train/loss_auc")
+    assert tight.contrast.paired and not loose.contrast.paired
+    assert tight.contrast.estimate == pytest.approx(loose.contrast.estimate)
+    low, high = tight.contrast.interval(0.95)
+    l2, h2 = loose.contrast.interval(0.95)
+    assert high < 0 and high - low < (h2 - l2) / 3 and l2 < 0 < h2
+    assert loose.order_differs
 
 
 def test_identical_jobs_differ_by_exactly_zero():
     jobs = [fake_job(["name=a"], taus(10)), fake_job(["name=b"], taus(10))]
-    comps = compare_jobs(jobs, n_resamples=999)
-    assert comps.baseline.label == "name=a" and "first value of name" in comps.baseline.why
-    assert len(comps.rows) >= 8
-    for r in comps.rows:
-        assert (r.result.low, r.result.diff, r.result.high) == (0, 0, 0), r.metric
-        assert verdict(r).startswith("no difference in") and "deterministic" in verdict(r)
-
-
-def test_several_schemes_against_one_baseline_are_holm_corrected():
-    jobs = [fake_job([f"init={name}"], taus(10, effect=e)) for name, e in
-            [("base", 1.0), ("a", 0.95), ("b", 0.7), ("c", 1.02)]]  # fmt: skip
-    comps = compare_jobs(jobs, baseline="init=base", n_resamples=999)
-    rows = [r for r in comps.rows if r.metric == "train/loss_auc"]
-    assert [r.other for r in rows] == ["init=a", "init=b", "init=c"]
-    assert all(r.family_size == 3 for r in rows)
-    assert [r.p_t_holm for r in rows] == pytest.approx(holm([r.result.p_t for r in rows]))
-    assert all(r.p_t_holm >= r.result.p_t for r in rows)
-
-
-def test_a_clear_speed_up_reads_as_fewer_steps_with_its_interval():
-    jobs = [fake_job(["bias=zeros"], taus(12)), fake_job(["bias=prior"], taus(12, effect=0.6))]
-    comps = compare_jobs(jobs, n_resamples=999)
-    r = row(comps, "steps_to_target")
-    # the default target is a level every baseline seed reaches
-    assert r.n_values == (6, 6) and r.target.metric == "train/loss"
-    text = verdict(r)
-    assert (
-        text.startswith("bias=prior reaches train/loss ≤")
-        and "fewer steps than bias=zeros" in text
-    )
-    assert "6/6 seeds paired" in text and text.endswith("better.")
-    assert -0.55 < r.result.rel < -0.25 and r.result.rel_high < 0
-
-
-def test_diverged_seeds_are_counted_and_shown():
-    jobs = [fake_job(["init=a"], taus(10)), fake_job(["init=b"], taus(10), diverge=(2,))]
-    comps = compare_jobs(jobs, n_resamples=999)
-    final = row(comps, "val/loss_final")
-    assert final.n_diverged == (0, 1) and final.result.n_b == 5
-    assert "5/6 seeds paired (diverged: 1 vs 0)" in verdict(final)  # the other job first
-    # the loss at init was measured before the divergence: all six seeds count
-    assert row(comps, "train/loss@init").result.n_b == 6
-
-
-def test_a_target_one_job_never_reaches_is_reported_not_dropped():
-    jobs = [fake_job(["bias=zeros"], taus(10)), fake_job(["bias=prior"], taus(10, effect=8))]
-    r = row(compare_jobs(jobs, n_resamples=999), "steps_to_target")
-    assert r.result is None and r.n_missing == (0, 6)
-    assert verdict(r).startswith("bias=prior reached train/loss ≤") and "in 0/6 seeds" in verdict(
-        r
-    )
-
-
-def test_grid_compares_each_job_with_the_baseline_of_its_own_context():
-    jobs = [fake_job([f"init={i}", f"bias={b}"], taus(10, effect=e)) for i, b, e in
-            [("x", "zeros", 1.0), ("x", "prior", 0.8), ("y", "zeros", 1.5), ("y", "prior", 1.2)]]  # fmt: skip
-    comps = compare_jobs(jobs, baseline="bias=zeros", n_resamples=999)
-    auc = [r for r in comps.rows if r.metric == "train/loss_auc"]
-    assert [(r.context, r.other) for r in auc] == [
-        ("init=x", "bias=prior"),
-        ("init=y", "bias=prior"),
-    ]
-    assert all(r.family_size == 1 for r in auc)  # one comparison per baseline job
+    a = analyse(jobs)
+    assert a.factors[0].baseline == "a" and "first level of name" in a.factors[0].why
+    assert len(a.rows) >= 8 and a.family == 0
+    for r in a.rows:
+        assert r.kind == "exact" and r.contrast.estimate == 0, r.metric
 
 
 @pytest.mark.parametrize("bad", ["bias=ones", "lr=0.1", "bias"])
 def test_a_bad_baseline_fails_in_one_line_listing_the_choices(bad):
     jobs = [fake_job(["bias=zeros"], taus(10)), fake_job(["bias=prior"], taus(10))]
     with pytest.raises(ConfigError, match="bias=zeros, bias=prior") as e:
-        compare_jobs(jobs, baseline=bad)
+        analyse(jobs, baseline=bad)
     assert str(e.value).startswith("--baseline=") and "\n" not in str(e.value)
 
 
-def test_section_writes_table_csv_and_forest_plot(tmp_path):
-    jobs = [fake_job([f"init={n}"], taus(10, effect=e)) for n, e in [("a", 1), ("b", 0.7), ("c", 1.3)]]  # fmt: skip
-    md, page, files = comparison_section(jobs, tmp_path, baseline="init=a", n_resamples=999)
+def test_section_writes_the_verdict_table_csv_and_forest_plot(tmp_path):
+    md, page, files = comparison_section(grid(), tmp_path)
     assert {f.name for f in files} == {"comparison.csv", "speed.csv", "forest.png"}
     rows = list(csv.DictReader(open(tmp_path / "comparison.csv")))
-    tables = md.count("\n### ")  # one table per metric, each with a header row
-    assert tables == len({r["metric"] for r in rows}) == page.count("<h3>")
-    assert len(rows) == md.count("\n| ") - tables == page.count("<tr>") - tables
-    assert {r["other"] for r in rows} == {"init=b", "init=c"}
-    assert "| other | baseline mean ± sd |" in md and "![forest plot" in md
-    assert "init=b reaches train/loss" in md and "fewer steps" in md  # a verdict line
-    assert "init=c reaches train/loss" not in md or "more steps" in md
-    assert '<table class="comparison">' in page and 'src="forest.png"' in page
-    assert len(list(csv.reader(open(tmp_path / "speed.csv")))) == 1 + 3 * len(SEEDS)
+    table = [r for r in rows if not r["context"]]
+    # the CSV holds the verdict table's rows: the primary table's and the other metrics'
+    verdicts, others = md.split("### Each level in each context")[0].split("### Other metrics")
+    lines = [line for part in (verdicts, others) for line in part.splitlines()[1:]
+             if line.startswith("| ") and not line.startswith("| factor")]  # fmt: skip
+    assert len(table) == len(lines)
+    primary = [r for r in table if r["primary"] == "True"]
+    assert {(r["factor"], r["level"]) for r in primary} == {
+        ("init", "kaiming_normal"), ("init", "xavier_uniform"), ("bias", "prior"),
+        ("init × bias", "")}  # fmt: skip
+    for r in primary[:3]:  # the verdict follows from the interval, in the CSV too
+        assert (r["clear"] == "True") == (float(r["ci_low"]) > 0 or float(r["ci_high"]) < 0)
+    assert md.index("| factor") < md.index("Ranking on final val/loss")
+    assert "Bonferroni" in md.split("\n\n")[1] and '<table class="verdicts">' in page
     import matplotlib.image
 
     assert matplotlib.image.imread(tmp_path / "forest.png").shape[1] > 600
+
+
+def test_a_job_with_an_empty_metrics_file_does_not_fail_the_section(tmp_path):
+    jobs = [fake_job(["init=a"], taus(10)), fake_job(["init=b"], taus(10, effect=0.7))]
+    jobs[1].metrics = []  # finished, but its metrics.jsonl is gone
+    md, _, _ = comparison_section(jobs, tmp_path)
+    a = analyse(jobs)
+    assert row(a, "val/loss_final").contrast.n == (6, 6)  # the summary's values stand
+    assert row(a, "val/acc_best").contrast is None and "final val/loss" in md
+
+
+def test_a_data_order_factor_is_flagged_and_not_tested(tmp_path):
+    jobs = [fake_job(["trainer.data_seed=0"], taus(10), data_seed=0),
+            fake_job(["trainer.data_seed=1"], taus(10, effect=0.7), data_seed=1)]  # fmt: skip
+    for j in jobs:
+        j.label = j.name
+    a = analyse(jobs)
+    r = row(a, "val/loss_final")
+    assert r.kind == "order" and not r.clear and a.family == 0 and r.order_differs
+    from initsweep.report.compare.section import order_alert
+
+    assert "different data orders: trainer.data_seed=1" in order_alert(a)
+
+
+def test_the_report_says_what_the_seeds_vary_and_for_which_data_order():
+    jobs = [fake_job(["init=a"], taus(10)), fake_job(["init=b"], taus(10))]
+    shared = seeds_statement(jobs)
+    assert shared.startswith("Seeds vary the initial weights and the dropout masks")
+    assert "share one data order (trainer.data_seed=0)" in shared
+    for j in jobs:  # trainer.data_order=per_seed: every copy its own data order
+        j.config["trainer"]["data_order"] = "per_seed"
+    assert "(trainer.data_order=per_seed), so claims hold across data orders" in seeds_statement(
+        jobs
+    )
+
+
+def test_jobs_that_differ_in_several_keys_at_once_have_nothing_to_compare(tmp_path):
+    jobs = [
+        fake_job(["init.gain=1.0", "init.scale=1.0"], taus(10)),
+        fake_job(["init.gain=2.0", "init.scale=0.5"], taus(10)),
+    ]
+    md, page, files = comparison_section(jobs, tmp_path)
+    assert "nothing to compare" in md and "nothing to compare" in page and files == []
 
 
 @pytest.mark.slow
@@ -273,23 +301,11 @@ def test_section_renders_from_a_real_sweep(tmp_path):
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     study = load_study(tmp_path / "sweep")
-    assert len(study.finished) == 4
-    md, page, files = comparison_section(study.finished, tmp_path / "out", baseline="bias=zeros")
-    assert "bias=prior [name=a]" in md and "bias=prior [name=b]" in md
-    assert "3/3 seeds paired" in md and (tmp_path / "out" / "forest.png").exists()
-    # the same config run twice (name=a vs name=b) trains the same: every difference is 0
-    twins = compare_jobs(study.finished, baseline="name=a", n_resamples=999)
-    assert twins.rows and all(r.result.diff == 0 == r.result.high for r in twins.rows)
-    # the report's section adapter: title, page fragment, files, terminal text with verdicts
-    sec = section(study, tmp_path / "out2", Options())
-    assert sec.title == "Is the difference real?" and "- " in sec.text and sec.files
-
-
-def test_jobs_that_differ_in_several_keys_at_once_have_nothing_to_compare(tmp_path):
-    # an Optuna search moves gain and scale together: no job differs from another in one key
-    jobs = [
-        fake_job(["init.gain=1.0", "init.scale=1.0"], taus(10)),
-        fake_job(["init.gain=2.0", "init.scale=0.5"], taus(10)),
-    ]
-    md, page, files = comparison_section(jobs, tmp_path, n_resamples=99)
-    assert "nothing to compare" in md and "nothing to compare" in page and files == []
+    a = analyse(study.finished)
+    # bias against zeros, name against its first level; every name=b job trains as name=a
+    assert [(f.key, f.baseline) for f in a.factors] == [("bias", "zeros"), ("name", "a")]
+    twins = [r for r in a.rows if r.factor == "name"]
+    assert twins and all(r.kind == "exact" and r.contrast.estimate == 0 for r in twins)
+    sec = section(study, tmp_path / "out", Options())
+    assert sec.title == "Is the difference real?" and "| bias" in sec.text and sec.files
+    assert "all seeds of a job share one data order (trainer.data_seed=0)" in sec.text

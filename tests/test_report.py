@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import html
 import io
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib import cbook
+from matplotlib.figure import Figure
 from matplotlib.image import imread
+from matplotlib.mathtext import MathTextParser
 from scipy import integrate
 
 from initsweep.cli import report
 from initsweep.report import make_report
 from initsweep.report.densities import density
 from initsweep.report.init_histograms import mismatch
+from initsweep.report.section import plain
 from tests.conftest import run_cli
 
 PLOTS = [
@@ -27,18 +33,20 @@ PLOTS = [
     "weights_at_init.png",
     "signal_propagation.png",
     "finals.png",
+    "weights_over_training.png",
+    "forest.png",
 ]
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """A real 2 x 2 multirun (weight scheme x bias rule), two seeds, two epochs."""
+    """A real 2 x 2 multirun (weight scheme x bias rule), three seeds, two epochs."""
     root = tmp_path_factory.mktemp("sweep")
     res = run_cli(
         "-m",
         "init=kaiming_normal,pytorch_default",
         "bias=zeros,prior",
-        "seeds=[0,1]",
+        "seeds=[0,1,2]",
         "model.hidden=[32,16]",
         "trainer.epochs=2",
         "trainer.progress=false",
@@ -79,7 +87,7 @@ def test_report_writes_table_plots_and_page(built):
     for name in PLOTS:
         assert f'src="{name}"' in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
-    assert "<table>" in page
+    assert "<table>" in page and '<table class="verdicts">' in page
     # the terminal shows the table and where the page is
     assert "| init" in printed and "kaiming_normal" in printed
     assert f"report: {(out / 'index.html').resolve()}" in printed
@@ -108,7 +116,92 @@ def test_table_values_equal_the_job_summaries(built, sweep):
         assert float(row["loss@0 expected"]) == pytest.approx(init["seeds"][0]["expected_loss"])
     md = (out / "table.md").read_text()
     first = json.loads((sweep / "0" / "summary.json").read_text())["aggregate"]["val/loss"]
-    assert f"{first['mean']:.4f} ± {first['std']:.4f} ({first['n']})" in md
+    assert f"| {first['mean']:.4g} ± {first['std']:.2g} " in md  # every seed has a value: no n
+
+
+@pytest.fixture(scope="module")
+def figures(sweep, tmp_path_factory):
+    """Every figure the report saves, drawn (savefig draws every text), by file name."""
+    drawn = {}
+    original = Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):
+        original(fig, path, *args, **kwargs)
+        drawn[Path(path).name] = fig
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Figure, "savefig", keep)
+        make_report(sweep, tmp_path_factory.mktemp("figures"))
+    return drawn
+
+
+def tick_labels(fig: Figure) -> list:
+    """The non-empty tick labels, major and minor, of every visible axis of ``fig``."""
+    return [
+        t for ax in fig.axes if ax.get_visible() for axis in (ax.xaxis, ax.yaxis)
+        for t in axis.get_ticklabels(which="both") if t.get_text()
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_every_figure_renders_its_tick_labels_as_they_read(figures):
+    assert set(PLOTS) <= set(figures)
+    parser = MathTextParser("path")
+    math_labels = 0
+    for name, fig in figures.items():
+        labels = tick_labels(fig)
+        assert labels, name  # every figure has readable ticks
+        for t in labels:
+            text = t.get_text()
+            if "\\mathdefault" in text:  # matplotlib's own 10^0, 2×10^-1: drawn as math
+                assert t.get_parse_math() and cbook.is_math_text(text), (name, text)
+                parser.parse(text)  # and valid mathtext, not the raw string on the page
+                math_labels += 1
+    # the log axis of signal_propagation.png at least reads 10^-1, 10^0
+    log_axes = [ax for ax in figures["signal_propagation.png"].axes if ax.get_yscale() == "log"]
+    assert log_axes and any("10^{" in t.get_text() for t in log_axes[0].get_yticklabels())
+    assert math_labels >= 2
+
+
+def test_a_dollar_in_a_label_is_shown_as_written():
+    # an override such as name='cost$x^$y' is no mathtext once it goes through plain()
+    assert not cbook.is_math_text(plain("name=cost$\\x0^$y"))
+    assert cbook.is_math_text("$\\mathdefault{10^{0}}$")
+
+
+@pytest.mark.slow
+def test_a_grid_is_drawn_colour_by_one_factor_dashes_by_the_other(figures):
+    ax = figures["curves.png"].axes[0]
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) > 1]
+    assert len(lines) == 4  # 2 schemes x 2 bias rules
+    assert len({line.get_color() for line in lines}) == 2
+    assert {line.get_linestyle() for line in lines} == {"-", "--"}  # solid, dashed
+    legend = [t.get_text() for t in figures["curves.png"].legends[0].get_texts()]
+    assert {"init=kaiming_normal", "init=pytorch_default", "bias=zeros", "bias=prior"} <= set(
+        legend
+    )
+
+
+def estimated_width(table: str) -> float:
+    """Pixels a table takes at the page's font (.85em of 16 px, ~7.2 px a character, .6em
+    padding a side): a header cell wraps at spaces, a body cell only in the verdict tables."""
+    wraps = 'class="verdicts"' in table
+    columns: dict[int, int] = {}
+    for row in re.findall(r"<tr.*?</tr>", table, re.S):
+        for i, (tag, cell) in enumerate(re.findall(r"<(t[hd])>(.*?)</t[hd]>", row, re.S)):
+            text = html.unescape(re.sub(r"<.*?>", "", cell))
+            chars = max(map(len, text.split() or [""])) if tag == "th" or wraps else len(text)
+            columns[i] = max(columns.get(i, 0), chars)
+    return sum(7.2 * c + 2 * 0.6 * 13.6 + 1 for c in columns.values())
+
+
+@pytest.mark.slow
+def test_every_table_of_the_page_fits_1400_px(built):
+    out, _ = built
+    tables = re.findall(r"<table.*?</table>", (out / "index.html").read_text(), re.S)
+    assert len(tables) >= 3  # jobs, verdicts, other metrics
+    for table in tables:
+        assert estimated_width(table) <= 1400, table[:200]
 
 
 @pytest.mark.slow
@@ -140,10 +233,31 @@ def test_partial_sweep_is_reported_not_crashed_on(sweep, tmp_path):
         assert_readable_png(root / "report" / name)
 
 
-def test_empty_dir_gives_a_page_that_says_so(tmp_path):
-    result = make_report(tmp_path)
-    assert result.study.jobs == []
-    assert "No job directories" in result.index.read_text()
+@pytest.mark.slow
+def test_each_factor_takes_its_own_baseline_from_the_command_line(sweep, tmp_path, capsys):
+    out = tmp_path / "r"
+    with contextlib.redirect_stdout(io.StringIO()):
+        report([str(sweep), "--out", str(out), "--baseline", "init=kaiming_normal",
+                "--baseline", "bias=prior"])  # fmt: skip
+    rows = [r for r in csv.DictReader(open(out / "comparison.csv")) if not r["context"]]
+    assert {(r["factor"], r["level"], r["baseline"]) for r in rows if r["primary"] == "True"} == {
+        ("init", "pytorch_default", "kaiming_normal"), ("bias", "zeros", "prior"),
+        ("init × bias", "", "")}  # fmt: skip
+    with pytest.raises(SystemExit) as e:  # a level no job ran: one line, before any plot
+        report([str(sweep), "--out", str(tmp_path / "bad"), "--baseline", "init=nope"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "init=kaiming_normal" in err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_dir_without_a_job_is_one_line_and_exit_2_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "notes").mkdir()  # a directory, but no job in it
+    with pytest.raises(SystemExit) as e:
+        report([str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"initsweep-report: error: no job under {tmp_path}")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "report").exists()
 
 
 def test_missing_dir_is_one_line_and_exit_2(tmp_path, capsys):

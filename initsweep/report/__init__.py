@@ -26,7 +26,9 @@ from initsweep.report import (
     signal,
     table,
     trials,
+    weights_over_training,
 )
+from initsweep.report.compare.design import factors
 from initsweep.report.html import page
 from initsweep.report.jobs import Study, load_study
 from initsweep.report.section import Options, Section, note_html
@@ -34,13 +36,14 @@ from initsweep.report.section import Options, Section, note_html
 log = logging.getLogger("initsweep")
 
 SECTIONS = [
-    table.section,  # every job: varying overrides, metrics mean ± std (n), loss at init
+    table.section,  # every job: varying overrides, metrics mean ± std, loss at init
+    compare.section,  # is the difference real? the verdict table first, then the plots
     curves.section,  # train/val curves, mean ± std band over seeds
     init_loss.section,  # loss at step 0: measured per seed vs expected
     init_histograms.section,  # weight histograms at init vs theoretical density
+    weights_over_training.section,  # weight histograms at every logged epoch (ridges)
     signal.section,  # pre-activation std by depth, all schemes
     finals.section,  # final metrics: seeds as points
-    compare.section,  # is the difference real? effects, intervals, verdicts
     trials.section,  # a search's trials across seeds: objective vs each searched key, per seed
     search.section,  # the Optuna study's trials and plots, when the sweep is a search
 ]
@@ -70,21 +73,25 @@ def make_report(
             "report does not write through it: remove it, or choose where with --out"
         )
     out = Path(out) if out is not None else root / "report"
+    study = load_study(root)
+    if not study.jobs:  # nothing to report: say so, write nothing
+        raise ConfigError(
+            f"no job under {root}: a job dir holds summary.json, metrics.jsonl or .hydra/ "
+            "(give a sweep dir, e.g. outputs/multirun/<date>/<time>, or a run's dir)"
+        )
+    options = options or Options()
+    if options.baseline:  # a wrong --baseline is one line before anything is written
+        factors(study.finished, options.baseline)
     out.mkdir(parents=True, exist_ok=True)
     for link in [p for p in out.iterdir() if p.is_symlink()]:  # never overwrite a link's target
         log.warning("removing the symbolic link %s from the report dir", link)
         link.unlink()
-    study = load_study(root)
-    options = options or Options()
-    if not study.jobs:
-        why = f"No job directories under {root} (no summary.json, metrics.jsonl or .hydra/)."
-        sections = [Section("Jobs", note_html(why), text=why)]
-        return Report(page(study, sections, out), study, sections)
     sections = []
     for build in SECTIONS:
         try:
-            # labels are overrides, plain text: a `$` in one is no mathtext to parse
-            with matplotlib.rc_context({"text.parse_math": False}):
+            # labels go through section.plain (a `$` in an override is no mathtext), so
+            # matplotlib's own math tick labels (10^0 on a log axis) render
+            with matplotlib.rc_context({"text.parse_math": True}):
                 section = build(study, out, options)
         except ConfigError:  # the user's mistake (a bad --baseline): one line, exit 2
             raise

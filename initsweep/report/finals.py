@@ -18,11 +18,11 @@ from initsweep.report.section import (
     Options,
     Section,
     figure_html,
-    job_colors,
     job_ticks,
     per_job_width,
     save,
 )
+from initsweep.report.style import design
 from initsweep.summary import aggregate
 
 
@@ -30,7 +30,7 @@ def section(study: Study, out: Path, options: Options) -> Section | None:
     jobs = study.finished
     if not jobs:
         return None
-    palette = job_colors(study.jobs)
+    look = design(study)
     keys = {k for j in jobs for s in j.summary.get("seeds", []) for k in s.get("metrics", {})}
     objective = study.objective
     metrics = [objective] + sorted(k for k in keys if k.startswith("val/") and k != objective)
@@ -46,9 +46,11 @@ def section(study: Study, out: Path, options: Options) -> Section | None:
     rng = np.random.default_rng(0)  # jitter only
     for ax, metric in zip(axes, metrics):
         for x, job in enumerate(jobs):
-            color = palette[job.name]
+            color, marker = look.looks[job.name].color, look.looks[job.name].marker
             values, diverged = finals(job, metric)
-            ax.scatter(x + rng.uniform(-0.15, 0.15, len(values)), values, color=color, s=26)
+            ax.scatter(
+                x + rng.uniform(-0.15, 0.15, len(values)), values, color=color, marker=marker, s=26
+            )
             mean, std, n = aggregate(values).values()
             if n:
                 ax.errorbar(x + 0.3, mean, yerr=std, color="black", marker="_", ms=14, capsize=3)

@@ -14,15 +14,16 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; 
 h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
 table { border-collapse: collapse; font-size: .85em; }
 th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; white-space: nowrap; }
-th { background: #f3f3f3; }
+th { background: #f3f3f3; white-space: normal; vertical-align: bottom; }
 tr.incomplete td, tr.empty td { color: #8a6d00; } tr.corrupt td, tr.failed td { color: #b00; }
 figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
 figcaption, .note, .meta { color: #555; font-size: .9em; }
 nav a { margin-right: 1em; }
 .problems { color: #8a6d00; }
 .alert { background: #fff4d6; border-left: 4px solid #e0a800; padding: .5em .8em; }
-table.comparison { width: 100%; } table.comparison td { white-space: normal; }
-table.comparison td:first-child { min-width: 9em; } h3 { font-size: 1em; margin: 1.4em 0 .4em; }
+table.verdicts { width: 100%; } table.verdicts td { white-space: normal; }
+h3 { font-size: 1em; margin: 1.4em 0 .4em; } details { margin: 1em 0; }
+.wide { overflow-x: auto; }
 """
 
 

@@ -22,7 +22,7 @@ from matplotlib.patches import Patch
 from initsweep.report.aggregate import scheme_groups
 from initsweep.report.densities import density
 from initsweep.report.jobs import Job, Study
-from initsweep.report.section import Options, Section, figure_html, note_html, save
+from initsweep.report.section import Options, Section, figure_html, note_html, plain, save
 
 MAX_LAYERS = 6  # deeper nets: first, last and evenly spaced layers between
 
@@ -92,7 +92,7 @@ def _panel(ax, h: dict, info: dict) -> bool:
             drew = True
     box = {"facecolor": "white", "alpha": 0.8, "lw": 0}
     ax.text(0.02, 0.97, text, transform=ax.transAxes, va="top", fontsize=7, color=color, bbox=box)
-    ax.set_title(f"{h['name']} {tuple(h['shape'])}", fontsize=8)
+    ax.set_title(plain(f"{h['name']} {tuple(h['shape'])}"), fontsize=8)
     ax.tick_params(labelsize=7)
     return drew
 
@@ -121,7 +121,7 @@ def section(study: Study, out: Path, options: Options) -> Section | None:
                 continue
             any_theory |= _panel(ax, hists[c], theory.get(hists[c]["name"], {}))
             if c == 0:
-                ax.set_ylabel(f"{label}\n(seed {seed})\ndensity", fontsize=8)
+                ax.set_ylabel(plain(f"{label}\n(seed {seed})\ndensity"), fontsize=8)
             if r == len(rows) - 1:
                 ax.set_xlabel("weight value", fontsize=8)
     fig.suptitle(

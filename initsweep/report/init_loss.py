@@ -21,27 +21,32 @@ from initsweep.report.section import (
     Options,
     Section,
     figure_html,
-    job_colors,
     job_ticks,
     per_job_width,
     save,
 )
+from initsweep.report.style import design
 
 
 def section(study: Study, out: Path, options: Options) -> Section | None:
     jobs = [j for j in study.jobs if any(init_losses(j))]
     if not jobs:
         return None
-    palette = job_colors(study.jobs)
+    look = design(study)
     width = per_job_width([j.label for j in jobs]) * len(jobs) + 2
     fig = Figure(figsize=(max(6.5, width), 4.6), layout="constrained")
     ax = fig.subplots()
     rng = np.random.default_rng(0)  # jitter only, so points of equal loss stay apart
     for x, job in enumerate(jobs):
-        color = palette[job.name]
+        color, marker = look.looks[job.name].color, look.looks[job.name].marker
         expected, measured = init_losses(job)
         ax.scatter(
-            x + rng.uniform(-0.12, 0.12, len(measured)), measured, color=color, s=28, zorder=5
+            x + rng.uniform(-0.12, 0.12, len(measured)),
+            measured,
+            color=color,
+            marker=marker,
+            s=28,
+            zorder=5,
         )
         for e in set(expected):
             ax.hlines(e, x - 0.32, x + 0.32, color="black", lw=2, zorder=4)  # under the points

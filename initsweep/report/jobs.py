@@ -130,12 +130,15 @@ class Job:
         return list((self.summary or {}).get("tags") or self.config.get("tags") or [])
 
     @cached_property
+    def histograms(self) -> list[dict]:
+        """Every record of ``histograms.jsonl`` (per seed, logged epoch and tensor)."""
+        path = self.path / HISTOGRAMS
+        return read_jsonl(path) if path.exists() else []
+
+    @property
     def init_histograms(self) -> list[dict]:
         """The step-0 records of ``histograms.jsonl`` (weights, biases, activations at init)."""
-        path = self.path / HISTOGRAMS
-        if not path.exists():
-            return []
-        return [r for r in read_jsonl(path) if r.get("epoch") == 0 and r.get("step") == 0]
+        return [r for r in self.histograms if r.get("epoch") == 0 and r.get("step") == 0]
 
 
 def load_job(path: Path, root: Path) -> Job:

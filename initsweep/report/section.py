@@ -22,7 +22,7 @@ DPI = 110
 @dataclass
 class Options:
     log_x: bool = False  # curves on a log x-axis (symlog: step 0 stays visible)
-    baseline: str | None = None  # key=value of the job every other is compared with
+    baseline: str | list[str] | None = None  # key=value per factor: the level others meet
     level: float = 0.95  # confidence level of the comparison intervals
     target: str | None = None  # "0.5" or "val/acc:0.9": the level "steps to reach" counts to
 
@@ -36,6 +36,12 @@ class Section:
     files: list[Path] = field(default_factory=list)
     text: str = ""  # printed to the terminal (the table)
     alert: str = ""  # said at the top of the page and of the terminal output
+
+
+def plain(text: str) -> str:
+    """A label shown as written: a ``$`` in an override is no mathtext (matplotlib's own tick
+    labels, ``$10^{0}$``, still are)."""
+    return str(text).replace("$", r"\$")
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -78,7 +84,7 @@ def per_job_width(labels: list[str]) -> float:
 
 def job_ticks(ax, labels: list[str]) -> None:
     """Jobs on the x-axis: one override per line, slanted when there are many jobs."""
-    ax.set_xticks(range(len(labels)), [label.replace(" ", "\n") for label in labels])
+    ax.set_xticks(range(len(labels)), [plain(label).replace(" ", "\n") for label in labels])
     if len(labels) > 6:
         ax.tick_params(axis="x", labelrotation=30)
         for t in ax.get_xticklabels():
@@ -87,7 +93,10 @@ def job_ticks(ax, labels: list[str]) -> None:
 
 
 def legend_below(fig: Figure, handles: list, labels: list[str]) -> None:
-    """One legend for the whole figure, under the axes, in as many columns as fit."""
+    """One legend for the whole figure, under the axes, in as many columns as fit (``labels``
+    already :func:`plain`)."""
     if handles:
         ncol = max(1, min(len(labels), 3 if max(map(len, labels)) > 30 else 4))
+        if sum(map(len, labels)) < 110:  # a grid's few levels: one row
+            ncol = len(labels)
         fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")

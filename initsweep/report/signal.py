@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from initsweep.report.aggregate import scheme_groups
 from initsweep.report.jobs import Job, Study
-from initsweep.report.section import Options, Section, colors, figure_html, save
+from initsweep.report.section import Options, Section, colors, figure_html, plain, save
 from initsweep.summary import aggregate
 
 
@@ -55,10 +55,13 @@ def section(study: Study, out: Path, options: Options) -> Section | None:
         std = np.array([s[1] for s in stats])
         if not np.any(mean > 0):  # a log axis cannot show it: say so in the legend
             label += " (std 0 everywhere: off the log axis)"
-        ax.errorbar(depth, mean, yerr=std, color=color, marker="o", ms=4, capsize=2, label=label)
+        ax.errorbar(
+            depth, mean, yerr=std, color=color, marker="o", ms=4, capsize=2, label=plain(label)
+        )
     names = max((p[0] for _, p in lines), key=len)
     if len(names) <= 12:
-        ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right", fontsize=8)
+        ticks = [plain(n) for n in names]
+        ax.set_xticks(range(1, len(names) + 1), ticks, rotation=30, ha="right", fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel("layer (depth)")
     ax.set_ylabel("pre-activation std (log scale)")

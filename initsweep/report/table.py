@@ -1,6 +1,7 @@
 """The jobs table: the overrides that vary, the jobs' ``tags`` (when any has some), final metrics
-as mean ± std (n) over seeds, diverged seeds, and the loss at init expected vs measured.
-Written as Markdown and CSV, printed too.
+as mean ± std over seeds (with n where fewer seeds than the job ran have a value), diverged
+seeds, and the loss at init expected vs measured. Written as Markdown and CSV, printed too; the
+cells keep four significant digits so that the table fits a 1,400 px page.
 
 Metric cells are the ``aggregate`` of each job's ``summary.json`` as written (mean over the seeds
 that did not diverge, sample std, n); nothing is recomputed.
@@ -21,9 +22,10 @@ from initsweep.summary import aggregate
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
+    """Four significant digits: a table of many metrics must fit a page."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
-    return f"{v:.{digits}f}"
+    return f"{v:.{digits}g}"
 
 
 def metric_columns(study: Study) -> list[str]:
@@ -74,10 +76,11 @@ def _display(study: Study, row: dict) -> list[str]:
     for m in metric_columns(study):
         mean, std, n = row[f"{m} mean"], row[f"{m} std"], row[f"{m} n"]
         missing = mean is None or (isinstance(mean, float) and math.isnan(mean))
-        cells.append("—" if missing else f"{_fmt(mean)} ± {_fmt(std)} ({n})")
+        fewer = f" ({n})" if n != row["n_seeds"] else ""  # seeds without a value: say how many
+        cells.append("—" if missing else f"{_fmt(mean)} ± {_fmt(std, 2)}{fewer}")
     cells.append(_fmt(row["loss@0 expected"]))
     m, s = row["loss@0 measured mean"], row["loss@0 measured std"]
-    cells.append("—" if m is None else f"{_fmt(m)} ± {_fmt(s)}")
+    cells.append("—" if m is None else f"{_fmt(m)} ± {_fmt(s, 2)}")
     return cells
 
 
@@ -89,9 +92,9 @@ def header(study: Study) -> list[str]:
         "status",
         "seeds",
         "diverged",
-        *[f"{m} mean ± std (n)" for m in metric_columns(study)],
-        "loss@0 expected",
-        "loss@0 measured",
+        *[f"{m} mean ± std" for m in metric_columns(study)],
+        "loss at init expected",
+        "loss at init measured",
     ]
 
 
@@ -113,7 +116,8 @@ def section(study: Study, out: Path, options: Options) -> Section:
         writer.writerows(table)
     problems = [f"{j.name}: {j.status}, {j.detail}" for j in study.jobs if not j.finished]
     notes = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
-    body = render(study, table, "html") + (f'<ul class="problems">{notes}</ul>' if notes else "")
+    body = f'<div class="wide">{render(study, table, "html")}</div>'  # scrolls, never widens
+    body += f'<ul class="problems">{notes}</ul>' if notes else ""
     body += '<p><a href="table.md">table.md</a> · <a href="table.csv">table.csv</a></p>'
     terminal = text + "".join(f"\n  ! {p}" for p in problems)
     return Section("Jobs", body, [md, csv_path], terminal)

@@ -1,190 +1,76 @@
-"""The report's "Is the difference real?" section: verdicts, comparison table, forest plot.
+"""The report's "Is the difference real?" section: method, verdict table, sentences, ranking.
 
-:func:`comparison_section` is the one call the report makes. It writes ``comparison.csv``
-(every number), ``speed.csv`` (the learning-speed metrics of every seed of every job) and
-``forest.png`` into ``out_dir``, and returns Markdown and HTML fragments that link
-``forest.png`` relative to ``out_dir``.
+:func:`comparison_section` is the one call the report makes. It writes ``comparison.csv`` (the
+verdict table's rows, then every per-context estimate, unrounded), ``speed.csv`` (the
+learning-speed metrics of every seed of every job) and ``forest.png`` into ``out_dir``, and
+returns Markdown and HTML fragments; the terminal shows the Markdown down to the other metrics.
 """
 
 from __future__ import annotations
 
-import csv
 import html
 import math
 from pathlib import Path
 
-from initsweep.render import render_table
-from initsweep.report.compare.effects import FEW, MIN_BOOTSTRAP, MIN_SEEDS, POWER
-from initsweep.report.compare.engine import Comparisons, Row, compare_jobs
-from initsweep.report.compare.forest import forest_plot, not_drawn
+from initsweep.report.compare import design
+from initsweep.report.compare.contrast import MIN_SEEDS
+from initsweep.report.compare.engine import Analysis, analyse, ranking
+from initsweep.report.compare.forest import HEADLINE, forest_plot
 from initsweep.report.compare.speed import Target
-from initsweep.report.compare.verdict import describe, fmt, fmt_p, is_clear, seeds_phrase, verdict
+from initsweep.report.compare.tables import (
+    details,
+    other_rows,
+    primary_rows,
+    table,
+    write_csv,
+    write_speed_csv,
+)
+from initsweep.report.compare.verdict import describe, level_pct, ranking_line, sentence
 from initsweep.report.jobs import Job, varying_keys
 from initsweep.report.section import Section
 from initsweep.summary import direction
 
-# one table per metric, one row per compared job; the baseline is in the table's heading
-COLUMNS = ("other", "baseline mean ± sd", "other mean ± sd", "difference [CI]",
-           "relative [CI]", "Hedges' g", "p (t)", "p (rank)", "n (baseline vs other)",
-           f"seeds for {POWER:.0%} power")  # fmt: skip
+TITLE = "Is the difference real?"
 
 
-def _needed(row: Row) -> str:
-    r = row.result
-    if r is None or r.kind == FEW:
-        return f"≥ {MIN_SEEDS} for any verdict"
-    if r.seeds_needed is None:
-        return "—" if not math.isfinite(r.effect) or r.diff == 0 else "> 100000"
-    have = min(r.n_a, r.n_b)
-    return f"{r.seeds_needed} (have {have})" if r.seeds_needed <= have else str(r.seeds_needed)
-
-
-def _pct(x: float) -> str:
-    """A relative difference in percent: three significant digits, whole numbers from 100%."""
-    return f"{100 * x:+.0f}" if abs(x) >= 1 else f"{100 * x:+.3g}"
-
-
-def _interval(low: float, high: float, pct: bool = False) -> str:
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return ""
-    if pct:
-        return f" [{_pct(low)}, {_pct(high)}]%"
-    return f" [{low:+.3g}, {high:+.3g}]"
-
-
-def cells(row: Row) -> list[str]:
-    """The table's cells for one row, formatted for reading."""
-    r = row.result
-    steps = row.metric.startswith("steps_to")
-    other = row.other + (f" [{row.context}]" if row.context else "")
-    if r is None:
-        return [other] + ["n/a"] * 7 + [seeds_phrase(row, other_first=False), _needed(row)]
-    chance = [" (at chance)" if at else "" for at in row.at_chance]
-    test_t, test_rank = ("paired t", "Wilcoxon") if r.paired else ("Welch", "Mann-Whitney")
-    holm = " Holm" if row.family_size > 1 else ""
-    tag = {"t": " (t)", "bootstrap": "", "": ""}[r.interval] + (" *" if is_clear(row) else "")
-    p_t, p_rank = (
-        (f"{fmt_p(row.p_t_holm).removeprefix('= ')} ({test_t}{holm})",
-         f"{fmt_p(row.p_rank_holm).removeprefix('= ')} ({test_rank}{holm})")
-        if math.isfinite(r.p_t) else (r.kind, r.kind)
-    )  # fmt: skip
-    return [
-        other,
-        f"{fmt(r.mean_a, steps)} ± {fmt(r.sd_a)}{chance[0]}",
-        f"{fmt(r.mean_b, steps)} ± {fmt(r.sd_b)}{chance[1]}",
-        f"{r.diff:+.3g}{_interval(r.low, r.high)}{'' if r.relative else tag}",
-        f"{_pct(r.rel)}%{_interval(r.rel_low, r.rel_high, True)}{tag}" if r.relative else "—",
-        fmt(r.g),
-        p_t,
-        p_rank,
-        seeds_phrase(row, other_first=False, table=True),
-        _needed(row),
-    ]
-
-
-def by_metric(rows: list[Row]) -> dict[str, list[Row]]:
-    return {m: [r for r in rows if r.metric == m] for m in dict.fromkeys(r.metric for r in rows)}
-
-
-def heading(group: list[Row]) -> str:
-    """ "final val/acc, each against init=keras_default"."""
-    base = dict.fromkeys(r.baseline for r in group)
-    return f"{describe(group[0].metric, group[0].target)}, each against {', '.join(base)}"
-
-
-def table(rows: list[Row], style: str) -> str:
-    """The comparison tables, one per metric, as Markdown or HTML (each fits a page: ten
-    columns whose cells may wrap)."""
-    parts = []
-    for group in by_metric(rows).values():
-        body = render_table(
-            COLUMNS, [cells(r) for r in group], style, table_class="comparison", pad=False
-        )
-        if style == "html":
-            parts.append(f"<h3>{html.escape(heading(group))}</h3>{body}")
-        else:
-            parts.append(f"### {heading(group)}\n\n{body}")
-    return "\n\n".join(parts)
-
-
-def write_csv(rows: list[Row], path: Path) -> Path:
-    """Every number of every row, unrounded, plus its verdict."""
-    fields = ["metric", "context", "baseline", "other", "paired", "seeds_baseline", "seeds_other",
-              "diverged_baseline", "diverged_other", "not_reached_baseline", "not_reached_other",
-              "n_baseline", "n_other", "mean_baseline", "sd_baseline", "mean_other", "sd_other",
-              "kind", "diff", "ci_low", "ci_high", "rel_diff", "rel_ci_low", "rel_ci_high", "level",
-              "interval", "hedges_g", "power_effect", "p_t", "p_t_holm", "p_rank", "p_rank_holm",
-              "family_size", "seeds_needed", "at_chance_baseline", "at_chance_other",
-              "chance_bound", "clear", "verdict"]  # fmt: skip
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fields)
-        w.writeheader()
-        for r in rows:
-            res = r.result
-            w.writerow(
-                {
-                    "metric": r.metric, "context": r.context, "baseline": r.baseline,
-                    "other": r.other, "seeds_baseline": r.n_seeds[0], "seeds_other": r.n_seeds[1],
-                    "diverged_baseline": r.n_diverged[0], "diverged_other": r.n_diverged[1],
-                    "not_reached_baseline": r.n_missing[0], "not_reached_other": r.n_missing[1],
-                    "p_t_holm": r.p_t_holm, "p_rank_holm": r.p_rank_holm,
-                    "family_size": r.family_size, "clear": is_clear(r), "verdict": r.verdict,
-                    "at_chance_baseline": r.at_chance[0], "at_chance_other": r.at_chance[1],
-                    "chance_bound": next((c.bound for c in r.chance if c), None),
-                    **({} if res is None else {
-                        "paired": res.paired, "n_baseline": res.n_a, "n_other": res.n_b,
-                        "mean_baseline": res.mean_a, "sd_baseline": res.sd_a,
-                        "mean_other": res.mean_b, "sd_other": res.sd_b, "diff": res.diff,
-                        "kind": res.kind, "power_effect": res.effect,
-                        "ci_low": res.low, "ci_high": res.high, "rel_diff": res.rel,
-                        "rel_ci_low": res.rel_low, "rel_ci_high": res.rel_high,
-                        "level": res.level, "interval": res.interval, "hedges_g": res.g, "p_t": res.p_t,
-                        "p_rank": res.p_rank, "seeds_needed": res.seeds_needed}),
-                }
-            )  # fmt: skip
-    return path
-
-
-def write_speed_csv(comps: Comparisons, path: Path) -> Path:
-    """One line per (job, seed): the learning-speed metrics the comparisons were made from."""
-    keys = list(
-        dict.fromkeys(k for seeds in comps.speed.values() for m in seeds.values() for k in m)
+def seeds_statement(jobs: list[Job]) -> str:
+    """What the seeds of a job vary, and so for which data order a claim holds."""
+    orders = {design.data_order(j) for j in jobs}
+    modes = {o[2] for o in orders}
+    data_seeds = sorted({str(o[0]) for o in orders})
+    which = f"trainer.data_seed={data_seeds[0]}" if len(data_seeds) == 1 else (
+        f"trainer.data_seed {', '.join(data_seeds)}, one per job")  # fmt: skip
+    shared = (
+        "Seeds vary the initial weights and the dropout masks; all seeds of a job share one data "
+        f"order ({which}), so each claim holds for that data order."
     )
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["job", "seed", *keys])
-        for job, seeds in comps.speed.items():
-            for seed, m in seeds.items():
-                w.writerow([job, seed, *(m.get(k, math.nan) for k in keys)])
-    return path
-
-
-def headline(comps: Comparisons) -> list[Row]:
-    """The rows that get a verdict in the text: how fast (steps to the target, mean loss over the
-    run), how early (after epoch 1) and where it ends (the final objective), per comparison."""
-    wanted = ["steps_to_target", "train/loss_auc", "val/loss@epoch1", f"{comps.objective}_final"]
-    rank = {m: i for i, m in enumerate(wanted)}
-    pairs = list(dict.fromkeys((r.context, r.other) for r in comps.rows))  # in job order
-    picked = [r for r in comps.rows if r.metric in rank]
-    return sorted(picked, key=lambda r: (pairs.index((r.context, r.other)), rank[r.metric]))
-
-
-def verdict_lines(rows: list[Row]) -> list[str]:
-    """The verdicts, with every comparison that has too few seeds said once, in one line."""
-    few = [r for r in rows if min(r.n_seeds) < MIN_SEEDS]
-    lines = [r.verdict for r in rows if min(r.n_seeds) >= MIN_SEEDS]
-    if few:
-        who = list(dict.fromkeys(r.other + (f" [{r.context}]" if r.context else "") for r in few))
-        base = ", ".join(dict.fromkeys(r.baseline for r in few))
-        counts = sorted({n for r in few for n in r.n_seeds})
-        seeds = ",".join(map(str, range(MIN_SEEDS)))
-        lines.insert(
-            0,
-            f"No verdict for {', '.join(who)} against {base}: {'/'.join(map(str, counts))} "
-            f"seed(s) per job, and a verdict needs at least {MIN_SEEDS} "
-            f"(seeds='[{seeds}]').",
+    own = (
+        "Seeds vary the initial weights, the dropout masks and the data order "
+        "(trainer.data_order=per_seed), so claims hold across data orders."
+    )
+    if modes == {"per_seed"}:
+        return own
+    if "per_seed" in modes:
+        return (
+            shared.replace(
+                "all seeds of a job", "in the jobs with trainer.data_order=shared, all seeds"
+            )
+            + " "
+            + own.replace("Seeds vary", "Elsewhere seeds vary")
         )
-    return lines
+    return shared
+
+
+def order_alert(analysis: Analysis) -> str:
+    """The arms that met different batches: a difference there includes the data order."""
+    rows = [r for r in analysis.rows if r.order_differs and r.primary and r.interaction is None]
+    if not rows:
+        return ""
+    arms = ", ".join(dict.fromkeys(f"{r.label} vs {r.baseline_label}" for r in rows))
+    return (
+        f"Arms with different data orders: {arms}. Their seeds do not vary the data order, so a "
+        "difference between them includes it; compare them with trainer.data_order=per_seed."
+    )
 
 
 def too_few_seeds(jobs: list[Job], objective: str) -> str:
@@ -230,121 +116,126 @@ def held_out(jobs: list[Job], objective: str) -> str:
     )
 
 
-def intro(comps: Comparisons, level: float) -> str:
-    """What was compared and how, in a few sentences."""
-    targets = {r.target for r in comps.rows if r.target is not None}
-    if comps.target is not None:
-        target = f"{comps.target.label} (report.target)"
-    else:
-        shown = f" ({next(iter(targets)).label})" if len(targets) == 1 else ""
-        target = f"the baseline's worst final train/loss{shown}, which every baseline seed reaches"
-    how = (
-        f"Intervals: {level:.0%} bootstrap (expanded percentile; t-interval under "
-        f"{MIN_BOOTSTRAP} seeds), relative ones on the log-ratio scale; effect size: Hedges' g; "
-        "p: t-test and rank test, Holm-corrected within each metric; seeds for "
-        f"{POWER:.0%} power: statsmodels' t-test power analysis; * marks a clear difference."
+def method(analysis: Analysis) -> list[str]:
+    """The method, named once: how each number is made and what "clear" means."""
+    a = analysis
+    what = describe(a.primary_metric)
+    first = (
+        "Method: each level against its factor's baseline, paired by seed within the levels of "
+        "the other factors (unpaired where seeds or data order differ), with t-intervals. "
+        "Change = level − baseline (+ = higher), in % of the baseline for positive metrics."
     )
-    b = comps.baseline
-    if comps.search:
-        return (
-            f"Each trial of the search against the best one, {b.label}, seed by seed, on the "
-            f"final {comps.objective}. The best was chosen on these very values, so its lead "
-            "is optimistic; a held-out test split gives the unbiased figure. " + how
+    if a.search:
+        b = a.factors[0].baseline
+        first = (
+            f"Method: each trial against the best one, {b}, on the {what}, paired by seed "
+            "where they ran the same seeds, with t-intervals; change = trial − best (+ = higher). "
+            "The best was chosen on these very values, so its lead is optimistic; a held-out "
+            "test split gives the unbiased figure."
         )
+    tests = f"{a.family} test{'s' * (a.family != 1)}"
+    verdicts = (
+        f"Verdicts on {what} only (the objective): {tests}, Bonferroni-corrected to "
+        f"{level_pct(1 - a.alpha)} over all (each interval at {level_pct(a.primary_level)}); "
+        "clear = the interval excludes no change."
+    )
+    if not a.family:
+        verdicts = f"Verdicts on {what} only (the objective): none could be tested here."
+    if not a.search:
+        verdicts += f" Other metrics: estimates with {level_pct(1 - a.alpha)} intervals."
+    tested = [r.interaction.method for r in a.rows if r.interaction and r.interaction.method]
+    if tested:
+        verdicts += f" Interactions: {tested[0]}."
+    elif len(a.factors) > 1 and not a.full_grid:
+        verdicts += " Interactions: not tested (the jobs are not a full grid of the factors)."
+    return [first, verdicts]
+
+
+def baselines_line(analysis: Analysis) -> str:
+    if analysis.search:
+        return ""
     return (
-        f"Each job against {b.label} ({b.why}), seed by seed. Target: {target}; early loss "
-        f"after {comps.first_k} steps. " + how
+        "Baselines: "
+        + "; ".join(f"{f.key}={f.baseline} ({f.why})" for f in analysis.factors)
+        + "."
     )
 
 
 def comparison_section(
     jobs: list[Job],
     out_dir: str | Path,
-    baseline: str | None = None,
+    baseline=None,
     level: float = 0.95,
     target: str | float | Target | None = None,
     *,
     first_k: int | None = None,
-    n_resamples: int = 9999,
-    seed: int = 0,
 ) -> tuple[str, str, list[Path]]:
-    """Compare every job with its baseline; return ``(markdown, html, files written)``.
+    """Compare every level of every factor with its baseline; ``(markdown, html, files)``.
 
-    The Markdown starts with its own ``## Is the difference real?`` heading; the HTML fragment
-    has none (the page puts the section title), and links ``forest.png`` relative to ``out_dir``.
-
-    :param jobs: the jobs as the report reads them (:class:`initsweep.report.jobs.Job`).
-    :param out_dir: where ``comparison.csv``, ``speed.csv`` and ``forest.png`` go.
-    :param baseline: ``key=value`` (``--baseline``); ``None``: the preset's ``report.baseline``,
-        a default scheme or the first value (:func:`~initsweep.report.compare.engine.resolve_baseline`).
-    :param level: confidence level of the intervals (``1 − level`` is the tests' threshold).
-    :param target: ``report.target`` (see :func:`initsweep.report.speed.parse_target`);
-        ``None``: each baseline job's worst final ``train/loss``.
-    :param first_k: the step of the early loss; ``None``: a tenth of the shortest run.
-    :param n_resamples: bootstrap resamples per interval; ``seed`` seeds them.
+    :param baseline: ``key=value`` or a list of them (``--baseline``, one per factor).
+    :param level: the confidence level; ``1 − level`` is the whole report's error budget.
+    :param target: ``report.target`` (:func:`~initsweep.report.compare.speed.parse_target`).
     """
-    out_dir = Path(out_dir)
-    title = "Is the difference real?"
-    if baseline is None and not varying_keys(jobs):
+    if not baseline and not varying_keys(jobs):
         text = "The jobs do not differ in any override: nothing to compare."
-        return f"## {title}\n\n{text}\n", f"<p>{text}</p>", []
-    comps = compare_jobs(
-        jobs, baseline, level, target, first_k=first_k, n_resamples=n_resamples, seed=seed
-    )
-    if not comps.rows:  # every job differs from the baseline's in more than its key
-        text = (
-            f"No job differs from a {comps.baseline.label} job in {comps.baseline.key} "
-            "alone: nothing to compare (choose another --baseline)."
-        )
-        return f"## {title}\n\n{html.escape(text)}\n", f"<p>{html.escape(text)}</p>", []
-    for r in comps.rows:
-        r.verdict = verdict(r)
+        return f"## {TITLE}\n\n{text}\n", f"<p>{text}</p>", []
+    a = analyse(jobs, baseline, level, target, first_k=first_k)
+    return render(a, jobs, Path(out_dir))
+
+
+def render(a: Analysis, jobs: list[Job], out_dir: Path) -> tuple[str, str, list[Path]]:
+    """The section's Markdown and HTML, and the files it writes into ``out_dir``."""
+    if not a.rows:  # no two jobs differ in one factor alone
+        text = "No two jobs differ in one factor alone: nothing to compare."
+        return f"## {TITLE}\n\n{text}\n", f"<p>{html.escape(text)}</p>", []
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = [write_csv(comps.rows, out_dir / "comparison.csv")]
-    files.append(write_speed_csv(comps, out_dir / "speed.csv"))
-    plot = forest_plot(comps.rows, out_dir / "forest.png", baseline=comps.baseline.label)
+    files = [write_csv(a, out_dir / "comparison.csv"), write_speed_csv(a, out_dir / "speed.csv")]
+    plot = forest_plot(a, out_dir / "forest.png")
     files += [plot] if plot else []
-    about, verdicts = intro(comps, level), verdict_lines(headline(comps))
-    best = held_out(jobs, comps.objective)
-    left_out = not_drawn(comps.rows)
-    note = f"Not in the forest plot: {left_out}." if left_out else ""
-    md = [f"## {title}", about, "\n".join(f"- {v}" for v in verdicts)]
-    md += [best] if best else []
-    md += [table(comps.rows, "markdown")]
-    md += [f"![forest plot: differences with their intervals]({plot.name})"] if plot else []
-    md += [note] if note else []
-    page = (
-        f"<p>{html.escape(about)}</p><ul>"
-        + "".join(f"<li>{html.escape(v)}</li>" for v in verdicts)
-        + "</ul>"
-        + (f"<p>{html.escape(best)}</p>" if best else "")
-        + table(comps.rows, "html")
-        + (f'<img src="{plot.name}" alt="forest plot of the differences">' if plot else "")
-        + (f'<p class="note">{html.escape(note)}</p>' if note else "")
+    head = method(a) + [seeds_statement(jobs)] + [baselines_line(a)]
+    said = [sentence(r, a) for r in a.rows if r.clear]
+    ranks = ranking_line(a, {f.key: ranking(a, f) for f in a.factors})
+    tail = [t for t in (ranks, held_out(jobs, a.objective)) if t]
+    others, more = other_rows(a), details(a, "markdown", HEADLINE)
+    estimates = f"Other metrics: estimates with {level_pct(1 - a.alpha)} intervals, not verdicts"
+    contexts = "Each level in each context of the other factors"
+    md = [f"## {TITLE}", "\n".join(h for h in head if h), table(primary_rows(a), a, "markdown")]
+    md += ["\n".join(f"- {s}" for s in said)] if said else []
+    md += tail
+    md += [f"### {estimates}\n\n{table(others, a, 'markdown')}"] if others else []
+    md += [f"### {contexts}\n\n{more}"] if more else []
+    md += ["![forest plot: each change with its interval](forest.png)"] if plot else []
+    page = "".join(f"<p>{html.escape(h)}</p>" for h in head if h)
+    page += table(primary_rows(a), a, "html")
+    page += "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in said) + "</ul>" if said else ""
+    page += "".join(f"<p>{html.escape(t)}</p>" for t in tail)
+    if plot:
+        page += '<img src="forest.png" alt="forest plot: each change with its interval">'
+    page += f"<h3>{estimates}</h3>{table(others, a, 'html')}" if others else ""
+    if more:
+        page += f"<details><summary>{contexts}</summary>{details(a, 'html', HEADLINE)}</details>"
+    page += (
+        '<p><a href="comparison.csv">comparison.csv</a> · <a href="speed.csv">speed.csv</a></p>'
     )
     return "\n\n".join(md) + "\n", page, files
 
 
 def section(study, out: Path, options) -> Section | None:
-    """The report's section (``initsweep.report.SECTIONS`` shape): finished jobs only.
-
-    Reads ``options.baseline``, ``options.level`` and ``options.target`` where the report's
-    options have them (``--baseline``, ``--level``, ``--target``).
-    """
+    """The report's section (``initsweep.report.SECTIONS`` shape): finished jobs only."""
     jobs = study.finished
     if len(jobs) < 2:
         return None
-    md, page, files = comparison_section(
-        jobs,
-        out,
-        baseline=getattr(options, "baseline", None),
-        level=getattr(options, "level", 0.95),
-        target=getattr(options, "target", None),
-    )
+    if not options.baseline and not varying_keys(jobs):
+        md, page, files = comparison_section(jobs, out)
+        alert = ""
+    else:
+        a = analyse(jobs, options.baseline, options.level, options.target)
+        md, page, files = render(a, jobs, out)
+        alert = order_alert(a)
     skipped = len(study.jobs) - len(jobs)
     if skipped:
         page = f'<p class="note">{skipped} unfinished job(s) left out.</p>' + page
-    # the terminal shows the intro and the verdicts; the tables are in the page and the CSV
-    text = md.split("\n\n### ")[0].removeprefix("## ")
-    alert = too_few_seeds(jobs, study.objective)
-    return Section("Is the difference real?", page, files, text=text, alert=alert)
+    # the terminal: down to the ranking; the other metrics are in the page and the CSV
+    text = md.split("\n\n### ")[0].split("\n\n![")[0].removeprefix("## ")
+    alerts = [too_few_seeds(jobs, study.objective), alert]
+    return Section(TITLE, page, files, text=text, alert=" ".join(a for a in alerts if a))

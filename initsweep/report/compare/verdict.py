@@ -1,23 +1,31 @@
-"""One plain-language line per comparison row, e.g.
+"""The words of the comparison: table cells, and one sentence per clear difference.
 
-``bias=prior reaches train/loss ≤ 0.253 in 38% fewer steps than bias=zeros (29 vs 46 steps;
-95% CI [30, 46]%), 10/10 seeds paired, p = 0.002 (Holm)``.
-
-A difference is called *clear* when its interval (the relative one where there is one) excludes
-zero **and** its t-test p-value, Holm-corrected within its family, is below ``1 − level``;
-otherwise the line says "no clear difference" and how many seeds per job a power analysis asks
-for. Before that, in this order: under :data:`~initsweep.report.compare.effects.MIN_SEEDS` seeds
-on a side there is no verdict; two arms both at chance are not ranked; arms without
-seed-to-seed spread are reported as deterministic, without a p-value.
+One sign convention everywhere: a change is the level minus its baseline, ``+`` meaning higher;
+for a positive metric in percent of the baseline (``−4.4 %``: 4.4 % lower). A verdict cell says
+``clear`` exactly when the row's interval excludes no change.
 """
 
 from __future__ import annotations
 
 import math
 
-from initsweep.report.compare.effects import DETERMINISTIC, FEW, MIN_BOOTSTRAP, MIN_SEEDS, POWER
-from initsweep.report.compare.engine import Row, better
+from initsweep.report.compare.contrast import MIN_SEEDS, POWER
+from initsweep.report.compare.engine import (
+    CHANCE,
+    CLEAR,
+    ESTIMATE,
+    EXACT,
+    FEW_SEEDS,
+    NONE,
+    NOT_CLEAR,
+    ORDER,
+    Analysis,
+    Row,
+    better,
+)  # fmt: skip
 from initsweep.report.compare.speed import Target
+
+MINUS = "\u2212"
 
 
 def describe(metric: str, target: Target | None = None) -> str:
@@ -39,169 +47,189 @@ def describe(metric: str, target: Target | None = None) -> str:
     return base
 
 
-def fmt(x: float, steps: bool = False) -> str:
+def num(x: float, sign: bool = True) -> str:
+    """Two significant digits below 10, whole numbers from 10; a real minus sign."""
     if not math.isfinite(x):
         return "n/a"
-    return f"{x:.0f}" if steps else f"{x:.3g}"
+    if x == 0:
+        return "0"
+    text = f"{x:+.2g}" if abs(x) < 10 else f"{x:+.0f}"
+    if "e" in text:
+        text = f"{x:+.2e}"
+    text = text.replace("-", MINUS)
+    return text if sign else text.lstrip("+" + MINUS)
+
+
+def amount(row: Row, x: float, sign: bool = True) -> str:
+    """A change in the row's units: ``−4.4 %``, ``+0.031`` or ``−5 steps``."""
+    if row.relative:
+        return f"{num(100 * x, sign)} %"
+    if row.metric.startswith("steps_to"):
+        return f"{num(x, sign)} steps"
+    return num(x, sign) if abs(x) >= 0.01 or x == 0 else f"{x:+.2g}".replace("-", MINUS)
+
+
+def bounds(row: Row, low: float, high: float) -> str:
+    """An interval in the row's units, the unit once: ``[−7.9, −0.85] %``."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "—"
+    unit = " %" if row.relative else (" steps" if row.metric.startswith("steps_to") else "")
+    scale = 100 if row.relative else 1
+    return f"[{num(scale * low)}, {num(scale * high)}]{unit}"
+
+
+def level_pct(level: float) -> str:
+    """``0.9875`` → "98.75 %"."""
+    return f"{100 * level:.4g} %"
+
+
+def direction_word(row: Row, change: float) -> str:
+    """ "lower, better" for a drop in a loss."""
+    down = change < 0
+    good = (better(row.metric) == "lower") == down
+    return f"{'lower' if down else 'higher'}, {'better' if good else 'worse'}"
+
+
+def change_cell(row: Row, analysis: Analysis) -> str:
+    if row.interaction is not None:
+        main = interaction_main(row, analysis)
+        return f"{main.label}: {spread(main)}" if main else "—"
+    if row.contrast is None or not math.isfinite(row.contrast.estimate):
+        return "—"
+    return amount(row, row.change()[0])
+
+
+def interval_cell(row: Row) -> str:
+    i = row.interaction
+    if i is not None:
+        return f"{i.statistic}, p {fmt_p(i.p)}" if math.isfinite(i.p) else "—"
+    if row.kind in (NONE, FEW_SEEDS) or row.contrast is None:
+        return "—"
+    if row.kind == EXACT:
+        return "exact"
+    return bounds(row, *row.change()[1:])
 
 
 def fmt_p(p: float) -> str:
-    return "n/a" if not math.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.3f}")
+    return "n/a" if not math.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.2g}")
 
 
-def seeds_phrase(row: Row, other_first: bool = True, table: bool = False) -> str:
-    """ "10/10 seeds paired" or "8/10 vs 10/10 seeds", with diverged and unreached counts.
-
-    Verdicts read "other … vs baseline", so the other job's counts come first; the table,
-    whose columns run baseline then other, passes ``other_first=False`` (and ``table=True``:
-    its interval column marks a t-interval itself).
-    """
-    r = row.result
-    flip = (lambda p: p[::-1]) if other_first else (lambda p: p)  # noqa: E731
-    used, total = flip((r.n_a, r.n_b) if r else row.n_values), flip(row.n_seeds)
-    if r and r.paired:
-        text = f"{used[0]}/{total[0]} seeds paired"
-    else:
-        text = f"{used[0]}/{total[0]} vs {used[1]}/{total[1]} seeds"
-    notes = []
-    for name, pair in (("diverged", row.n_diverged), ("not reached", row.n_missing)):
-        if any(pair):
-            notes.append(f"{name}: {flip(pair)[0]} vs {flip(pair)[1]}")
-    if r and r.interval == "t" and not table:
-        notes.append(f"t-interval: under {MIN_BOOTSTRAP} seeds")
-    return text + (f" ({'; '.join(notes)})" if notes else "")
+def verdict_cell(row: Row) -> str:
+    change = row.change()[0]
+    if row.interaction is not None:
+        return {CLEAR: "clear: they interact", NOT_CLEAR: "not clear",
+                EXACT: "exact: no seed spread"}.get(row.kind, f"under {MIN_SEEDS} seeds")  # fmt: skip
+    if row.kind == CLEAR:
+        return f"clear: {direction_word(row, change)}"
+    if row.kind == EXACT:
+        return "identical" if change == 0 else f"exact: {direction_word(row, change)} (no spread)"
+    return {
+        NOT_CLEAR: "not clear",
+        ESTIMATE: "estimate",
+        FEW_SEEDS: f"no verdict: under {MIN_SEEDS} seeds",
+        CHANCE: "both at chance",
+        ORDER: "not tested: data order",
+        NONE: "no values",
+    }[row.kind]
 
 
-def is_clear(row: Row) -> bool:
-    return bool(row.result and row.result.clear(row.p_t_holm))
-
-
-def num(x: float, sign: bool = False) -> str:
-    """A percentage or difference to read: two significant digits below 10, whole numbers above."""
-    text = f"{x:+.2g}" if sign else f"{x:.2g}"
-    return text if abs(x) < 10 else (f"{x:+.0f}" if sign else f"{x:.0f}")
-
-
-def test_name(row: Row) -> str:
-    return "paired t" if row.result.paired else "Welch's t"
-
-
-def _more_seeds(row: Row) -> str:
-    r = row.result
-    need, have = r.seeds_needed, min(r.n_a, r.n_b)
-    plan = f"{POWER:.0%} power, {test_name(row)} at α = {row.alpha:.2g}" + (
-        f" ({1 - r.level:.2g} over {row.family_size} comparisons)" if row.family_size > 1 else ""
-    )
-    if r.diff == 0:
-        return "the two jobs gave the same mean"
+def needed_cell(row: Row) -> str:
+    """Seeds per job for 80 % power at the row's level; "(have n)" when already run."""
+    if row.kind not in (CLEAR, NOT_CLEAR, ESTIMATE) or row.interaction is not None:
+        return "—"
+    need = row.seeds_needed()
     if need is None:
-        return f"no realistic number of seeds gives a difference this small {plan}"
-    if need <= have:
-        return "borderline (the interval and the corrected test disagree): run more seeds"
-    return f"about {need} seeds per job would find a difference this size ({plan})"
+        return "> 100000" if math.isfinite(row.contrast.effect) else "—"
+    have = min(row.contrast.n)
+    return f"{need} (have {have})" if need <= have else str(need)
 
 
-def _chance_note(row: Row) -> str:
-    """ "; init=zeros is at chance (≤ 0.135, …)" for the arms at chance, else ""."""
-    names = (row.baseline, row.other)
-    notes = [f"{n} is at chance ({c.describe()})" for n, c in zip(names, row.chance) if c and c.at]
-    return "".join(f"; {n}" for n in notes)
+def spread(row: Row) -> str:
+    """ "−0.96 % to −7.5 %": the range of a level's change over the contexts."""
+    changes = [row.change(c)[0] for _, c in row.contexts if math.isfinite(c.estimate)]
+    if not changes:
+        return "—"
+    lo, hi = min(changes), max(changes)
+    return amount(row, lo) if lo == hi else f"{amount(row, lo)} to {amount(row, hi)}"
 
 
-def _few(row: Row, who: str, what: str, steps: bool) -> str:
-    r = row.result
-    means = f"{fmt(r.mean_b, steps)} vs {fmt(r.mean_a, steps)}{' steps' if steps else ''}"
-    return (
-        f"{who} vs {row.baseline}, {what}: {means}, {seeds_phrase(row)}: no verdict, it needs at "
-        f"least {MIN_SEEDS} seeds with a value per job{_chance_note(row)}."
-    )
+def _under(row: Row, others: list[str]) -> str:
+    """ "under each of the 3 levels of init: −0.96 % to −7.5 %" (the per-context estimates)."""
+    n = len(row.contexts)
+    if n < 2:
+        return ""
+    what = f"levels of {others[0]}" if len(others) == 1 else f"combinations of {', '.join(others)}"
+    changes = [row.change(c)[0] for _, c in row.contexts]
+    same = sum(1 for c in changes if math.copysign(1, c) == math.copysign(1, row.change()[0]))
+    share = f"each of the {n}" if same == n else f"{same} of the {n}"
+    return f", under {share} {what}: {spread(row)}"
 
 
-def verdict(row: Row) -> str:
-    """The row's one-line verdict (see the module docstring)."""
-    r = row.result
-    who = row.other + (f" [{row.context}]" if row.context else "")
+def sentence(row: Row, analysis: Analysis) -> str:
+    """One sentence for a clear row."""
     what = describe(row.metric, row.target)
-    steps = row.metric.startswith("steps_to")
-    short = r is None or (r.kind == FEW and min(row.n_seeds) >= MIN_SEEDS)
-    if short and steps and row.target:  # seeds ran, but too few reached the target
-        got = row.n_values
-        dead = row.n_diverged
+    if row.interaction is not None:
+        a, b = row.interaction.keys
+        detail = interaction_detail(row, analysis)
         return (
-            f"{who} reached {row.target.label} in {got[1]}/{row.n_seeds[1]} seeds, "
-            f"{row.baseline} in {got[0]}/{row.n_seeds[0]}"
-            + (f" (diverged: {dead[1]} vs {dead[0]})" if any(dead) else "")
-            + f": too few (under {MIN_SEEDS}) on one side to compare step counts."
+            f"{a} and {b} interact on {what} ({row.interaction.statistic}, "
+            f"p {fmt_p(row.interaction.p)}){detail}."
         )
-    if r is None:
-        return (
-            f"{who} vs {row.baseline}: no seed with a value to compare {what} "
-            f"({seeds_phrase(row)})."
-        )
-    if r.kind == FEW:
-        return _few(row, who, what, steps)
-    means = f"{fmt(r.mean_b, steps)} vs {fmt(r.mean_a, steps)}{' steps' if steps else ''}"
-    if all(row.at_chance):
-        bound = row.chance[0].describe()
-        return (
-            f"{what}: {who} and {row.baseline} are both at chance ({means}; {bound}): "
-            f"not ranked, {seeds_phrase(row)}."
-        )
-    # relative differences in percent where the quantity is positive, else absolute
-    diff, lo, hi = (
-        (100 * r.rel, 100 * r.rel_low, 100 * r.rel_high) if r.relative else (r.diff, r.low, r.high)
-    )
-    unit = "%" if r.relative else ""
-    if r.kind == DETERMINISTIC:
-        return _deterministic(row, who, what, means, f"{num(abs(diff))}{unit}")
-    p = f"p {fmt_p(row.p_t_holm)}" + (" (Holm)" if row.family_size > 1 else "")
-    ci = f"{r.level:.0%} CI"
-    if not is_clear(row):
-        return (
-            f"no clear difference in {what}: {who} {num(diff, True)}{unit} vs {row.baseline} "
-            f"({means}; {ci} [{num(lo, True)}, {num(hi, True)}]{unit}), {seeds_phrase(row)}, "
-            f"{p}; {_more_seeds(row)}{_chance_note(row)}."
-        )
-    if steps and r.mean_b == 0 and r.sd_b == 0:  # "100% fewer steps" says it badly
-        goal = row.target.label if row.target else "the target"
-        return (
-            f"{who} is already at {goal} at init (step 0); {row.baseline} gets there in "
-            f"{fmt(r.mean_a, True)} ± {fmt(r.sd_a)} steps, {seeds_phrase(row)}, {p}: better."
-        )
-    down = r.diff < 0
-    if down:  # "38% fewer", with the interval in the same, positive, frame
-        diff, lo, hi = -diff, -hi, -lo
-    size = f"{num(diff)}{unit}"
-    good = (better(row.metric) == "lower") == down
+    change, low, high = row.change()
+    verb = "lowers" if change < 0 else "raises"
+    others = [f.key for f in analysis.factors if f.key != row.factor]
     return (
-        f"{_head(row, who, what, size, down)} than {row.baseline} ({means}; {ci} "
-        f"[{num(lo)}, {num(hi)}]{unit}), {seeds_phrase(row)}, {p}: "
-        f"{'better' if good else 'worse'}{_chance_note(row)}."
+        f"{row.label} {verb} {what} by {amount(row, abs(change), sign=False)} against "
+        f"{row.baseline_label} ({level_pct(row.ci_level)} interval "
+        f"{bounds(row, low, high)}){_under(row, others)}."
     )
 
 
-def _head(row: Row, who: str, what: str, size: str, down: bool) -> str:
-    """ "X reaches … in 38% fewer steps" or "X has 15% lower …"."""
-    if row.metric.startswith("steps_to"):
-        goal = row.target.label if row.target else "the target"
-        return f"{who} reaches {goal} in {size} {'fewer' if down else 'more'} steps"
-    return f"{who} has {size} {'lower' if down else 'higher'} {what}"
+def interaction_main(row: Row, analysis: Analysis) -> Row | None:
+    """The level row an interaction is told by: the first level of the factor of the two with
+    fewer levels (bias=prior in init × bias), whose change varies over the other's levels."""
+    levels = {f.key: f for f in analysis.factors}
+    key = min(row.interaction.keys, key=lambda k: len(levels[k].others))
+    return next((r for r in analysis.rows if r.factor == key and r.metric == row.metric
+                 and r.interaction is None and len(r.contexts) > 1), None)  # fmt: skip
 
 
-def _deterministic(row: Row, who: str, what: str, means: str, size: str) -> str:
-    """No seed-to-seed spread: the difference is a fact of this data and data order."""
-    r = row.result
-    exact = "deterministic: no seed-to-seed spread, so no test applies"
-    if r.diff == 0:
-        return (
-            f"no difference in {what}: {who} and {row.baseline} agree seed by seed ({exact}), "
-            f"{seeds_phrase(row)}."
-        )
-    down = r.diff < 0
-    good = (better(row.metric) == "lower") == down
-    same = "in every seed" if r.sd_a == 0 and r.sd_b == 0 else "by the same amount in every seed"
+def interaction_detail(row: Row, analysis: Analysis) -> str:
+    """ ": bias=prior changes it by −0.96 % (init=kaiming_normal) to −7.5 % (init=…)"."""
+    main = interaction_main(row, analysis)
+    if main is None:
+        return ""
+    ranked = sorted(
+        ((main.change(c)[0], label) for label, c in main.contexts if math.isfinite(c.estimate)),
+        key=lambda t: t[0],
+    )
+    if len(ranked) < 2:
+        return ""
+    (lo, lo_at), (hi, hi_at) = ranked[0], ranked[-1]
     return (
-        f"{_head(row, who, what, size, down)} than {row.baseline} {same} ({means}; {exact}: "
-        f"exact for this data and data order), {seeds_phrase(row)}: "
-        f"{'better' if good else 'worse'}{_chance_note(row)}."
+        f": {main.label} changes it by {amount(main, lo)} ({lo_at}) to {amount(main, hi)} "
+        f"({hi_at})"
     )
+
+
+def ranking_line(analysis: Analysis, ranks: dict[str, list[tuple[str, float]]]) -> str:
+    """ "Ranking on final val/loss (lower is better): init: kaiming_normal −15 %, …"."""
+    primary = [r for r in analysis.rows if r.metric == analysis.primary_metric and r.contrast]
+    if not primary or analysis.search:
+        return ""
+    row = primary[0]
+    parts = []
+    for f in analysis.factors:
+        levels = ranks.get(f.key) or []
+        shown = [v if v == f.baseline and c == 0 else f"{v} {amount(row, c)}" for v, c in levels]
+        shown = [s + " (baseline)" if s == f.baseline else s for s in shown]
+        parts.append(f"{f.key}: {', '.join(shown)}")
+    what = describe(analysis.primary_metric)
+    return (
+        f"Ranking on {what} ({better(analysis.primary_metric)} is better, change against "
+        f"the baseline): " + "; ".join(parts) + "."
+    )
+
+
+def power_note() -> str:
+    return f"seeds for {POWER:.0%} power"
