@@ -9,6 +9,10 @@ runs on can never be allowed: their helpers run shell lines, unpickle files or r
 files. Hydra then checks the same list again against the object each name resolves to, so an
 alias such as ``my_project.os.system`` is refused too.
 
+The allow-lists are derived, never kept by hand: :func:`shipped_targets` walks the shipped config
+tree and collects every ``_target_`` it names, with the key it lands at; a new model or dataset
+(a function and its yaml) is allowed because its yaml names it.
+
 No torch, no Hydra here: the CLI and the job layer share these checks and messages.
 """
 
@@ -18,6 +22,9 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import yaml
 
 from initsweep.errors import ConfigError, invalid
 
@@ -105,6 +112,43 @@ def find_targets(node: object, key: str) -> Iterator[tuple[str, object]]:
     elif isinstance(node, Sequence) and not isinstance(node, str):
         for i, v in enumerate(node):
             yield from find_targets(v, f"{key}[{i}]")
+
+
+def _package(text: str, group: tuple[str, ...]) -> str:
+    """Where a config file's content lands (Hydra's rule): its header's ``# @package``, else its
+    group's path; ``_global_`` is the root."""
+    package = "_group_"
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        if line.lstrip("# ").startswith("@package"):
+            package = line.split("@package", 1)[1].strip()
+    package = package.replace("_group_", ".".join(group))
+    return package.removeprefix("_global_").strip(".")
+
+
+def shipped_targets(conf_dir: Path) -> tuple[tuple[str, str], ...]:
+    """``(key, target)`` of every ``_target_`` the config tree under ``conf_dir`` names, the key
+    being where the node lands in the composed config (``model._target_``,
+    ``tracker.wandb._target_``, ``hydra.callbacks.output_dir_check._target_``). ``local/``
+    holds this machine's own values (git-ignored), not shipped ones; a required ``???`` names
+    nothing."""
+    found = []
+    for path in sorted(conf_dir.rglob("*.yaml")):
+        group = path.parent.relative_to(conf_dir).parts
+        if group[:1] == ("local",):
+            continue
+        text = path.read_text()
+        node = yaml.load(text, Loader=_LOADER) or {}
+        if isinstance(node, dict):
+            node.pop("defaults", None)
+        for key, target in find_targets(node, _package(text, group)):
+            if target != "???":
+                found.append((key.lstrip("."), target))
+    return tuple(found)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def refused(key: str, target: object, resolved: str | None = None) -> ConfigError:

@@ -17,6 +17,7 @@ from initsweep.errors import ConfigError
 from initsweep.files import read_jsonl
 from initsweep.report import table
 from initsweep.report.jobs import load_study
+from initsweep.track.base import TrackedJob
 from initsweep.track.naming import RunLayout
 from initsweep.track.wandb import WandbTracker, run_id
 from tests.conftest import run_cli
@@ -279,7 +280,7 @@ def test_mode_comes_from_wandb_mode_unless_set(make_cfg, monkeypatch):
 
 
 def test_disabled_mode_writes_no_run(tmp_path):
-    t = WandbTracker(tmp_path, [0], config={}, layout=LAYOUT, mode="disabled")
+    t = WandbTracker(TrackedJob(tmp_path, (0,), LAYOUT), mode="disabled")
     t.log_metrics([{"seed": 0, "step": 0, "epoch": 0, "train/loss": 1.0}])
     t.finish()
     assert not list(tmp_path.glob("wandb/offline-run-*"))
@@ -288,4 +289,4 @@ def test_disabled_mode_writes_no_run(tmp_path):
 def test_unknown_mode_is_one_config_error(tmp_path):
     match = r"tracker.wandb.mode='sometimes'.*offline, online, disabled"
     with pytest.raises(ConfigError, match=match):
-        WandbTracker(tmp_path, [0], config={}, layout=LAYOUT, mode="sometimes")
+        WandbTracker(TrackedJob(tmp_path, (0,), LAYOUT), mode="sometimes")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from initsweep.config import PER_JOB  # the keys the jobs of one population may differ in
 from initsweep.diagnostics import step0_report
 from initsweep.errors import ConfigError
 from initsweep.files import dir_lock
@@ -47,17 +48,10 @@ from initsweep.train.checkpoint import (
 )
 from initsweep.train.loop import CopyState, fit
 from initsweep.train.metrics import loss_fn
-from initsweep.train.optim import PER_COPY
 from initsweep.train.population import make_population
 
 log = logging.getLogger("initsweep")
 
-# config keys that may differ between the jobs of one population
-PER_JOB = (
-    "seeds", "init", "bias", "name", "objective", "tracker", "paths", "search",
-    "trainer.on_diverge", "trainer.diverge_penalty", "trainer.progress",
-    *(f"optimizer.{k}" for k in PER_COPY),
-)  # fmt: skip
 GROUPS_DIR = ".population"  # under the sweep dir: one checkpoint folder per group
 
 

@@ -11,14 +11,23 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from initsweep.config import TARGETS, TrackerConfig, TrainerConfig
+from initsweep.config import (
+    NOT_ARM,
+    TARGETS,
+    TRACKER_TARGETS,
+    VOLATILE,
+    TrackerConfig,
+    TrainerConfig,
+)
 from initsweep.errors import invalid, unknown_key
+from initsweep.schema import OptimizerNumbers
 from initsweep.search import Trial
 from initsweep.targets import user_patterns
 from initsweep.track.naming import RunLayout, run_layout
@@ -26,21 +35,10 @@ from initsweep.train.metrics import METRIC_KEYS
 
 log = logging.getLogger("initsweep")
 
-# keys that may change between a run and its resumption without changing its numbers
-VOLATILE = (
-    "allow_targets",  # what a config may build, not what it computes
-    "paths",
-    "report",  # read by initsweep-report only
-    "resources",  # the launcher's (a job may resume on another cluster or locally)
-    "tracker",
-    "trainer.progress",
-    "trainer.device",
-    "trainer.eval_batch_size",
-    "tags",
-)
-# override keys that never tell two arms of a sweep apart: the volatile ones, the seeds (each
-# seed is a run of the arm), the study's name, Hydra's own and the search's bookkeeping
-NOT_ARM = (*VOLATILE, "seeds", "seed", "name", "hydra", "search")
+# VOLATILE (keys a resumed job may change without changing its numbers) and NOT_ARM (override
+# keys that never tell two arms apart) are derived from the schemas' field meanings
+# (initsweep.config, initsweep.schema); their readers import them from here.
+__all__ = ["NOT_ARM", "VOLATILE", "JobSpec", "check_keys", "job_spec", "sweep_keys", "validate"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +65,7 @@ class JobSpec:
     trial: Trial | None  # set when the job is a trial of an Optuna search
     config: dict[str, Any]
     targets: tuple[str, ...] = tuple(TARGETS)  # what the nodes may build, allow_targets included
+    tracker_targets: tuple[str, ...] = tuple(TRACKER_TARGETS)  # what ``tracker.*`` may build
     overrides: tuple[str, ...] = ()  # the job's command-line overrides (Hydra's task overrides)
     sweep_dir: str | None = None  # the multirun's dir; None for a single run
     sweep_keys: tuple[str, ...] | None = None  # the keys its sweep varies; None: not known
@@ -100,6 +99,7 @@ def job_spec(cfg: DictConfig) -> JobSpec:
     trial = None
     if search is not None and search.get("trial") is not None:
         trial = Trial(search["study_name"], search["storage"], search["trial"], search["pruner"])
+    users = user_patterns(config.get("allow_targets"))
     spec = JobSpec(
         name=config["name"],
         seeds=tuple(config["seeds"]),
@@ -114,7 +114,8 @@ def job_spec(cfg: DictConfig) -> JobSpec:
         bias=config["bias"],
         trial=trial,
         config=config,
-        targets=(*TARGETS, *user_patterns(config.get("allow_targets"))),
+        targets=(*TARGETS, *users),
+        tracker_targets=(*TRACKER_TARGETS, *users),
         overrides=tuple(overrides),
         sweep_dir=sweep_dir,
         sweep_keys=sweep_keys,
@@ -170,18 +171,39 @@ def _tags(tags: Any) -> tuple[str, ...]:
     return tuple(str(t) for t in tags)
 
 
-def check_keys(cfg: DictConfig) -> None:
-    """Every key of a typed group is one its schema defines: Hydra's ``+`` adds any key to a
-    typed node (``+trainer.epoch=3``, ``+bias.hidden_valeu=…``), which nothing would read."""
-    for group in ("trainer", "tracker", "bias", "init"):
-        node = cfg.get(group)
-        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
-        if not dataclasses.is_dataclass(schema):
+def check_keys(node: DictConfig, where: str = "") -> None:
+    """Every key of a typed node is one its schema defines, at every depth: Hydra's ``+`` adds
+    any key to a typed node (``+trainer.epoch=3``, ``+bias.hidden_valeu=…``, ``+seed=1``),
+    which nothing would read. Untyped nodes (a ``_target_``'s arguments) are checked against
+    their callable when built (:func:`initsweep.job.build.check_arguments`)."""
+    schema = OmegaConf.get_type(node)
+    known = (
+        {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    )
+    for key in node:
+        path = f"{where}.{key}" if where else str(key)
+        if known is not None and key not in known and path != "hydra":  # Hydra's own node
+            raise unknown_key(path, node[key], known)
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            check_keys(child, path)
+
+
+def check_numbers(node: dict, schema: type, where: str) -> None:
+    """The keys of an untyped node that ``schema`` types (``optimizer.lr``: a number), checked
+    before any use: ``optimizer.lr=fast`` is one line naming the key, not a traceback."""
+    for name, kind in typing.get_type_hints(schema).items():
+        value = node.get(name) if isinstance(node, dict) else None
+        if value is None:
             continue
-        known = {f.name for f in dataclasses.fields(schema)}
-        for key in node:
-            if key not in known:
-                raise unknown_key(f"{group}.{key}", node[key], known)
+        if kind is float:
+            ok, allowed = (
+                isinstance(value, (int, float)) and not isinstance(value, bool),
+                "a number",
+            )
+        else:
+            ok, allowed = isinstance(value, kind), f"a {kind.__name__}"
+        _check(ok, f"{where}.{name}", value, f"must be {allowed}")
 
 
 def check_name(key: str, value: object) -> None:
@@ -203,8 +225,10 @@ def _check(ok: bool, key: str, value: object, allowed: str) -> None:
 
 
 def validate(spec: JobSpec) -> None:
-    """Range and relation checks (types and enum values were checked at compose time)."""
+    """Range and relation checks (types and enum values were checked at compose time; the
+    optimizer's numbers, in an untyped node, here)."""
     check_name("name", spec.name)
+    check_numbers(spec.optimizer, OptimizerNumbers, "optimizer")
     for key in ("dataset", "model", "optimizer"):
         node = getattr(spec, key)
         _check(
