@@ -112,7 +112,9 @@ def test_a_tracker_target_is_checked_as_any_other(make_cfg, tmp_path):
         run(cfg)
     # a job's dataset builder is allowed in dataset, not in tracker
     cfg = make_cfg(
-        *QUICK, "tracker=tensorboard", "tracker.tensorboard._target_=initsweep.data.embedded.digits"
+        *QUICK,
+        "tracker=tensorboard",
+        "tracker.tensorboard._target_=initsweep.data.embedded.digits",
     )
     with pytest.raises(ConfigError, match=r"^tracker.tensorboard._target_='initsweep.data"):
         run(cfg)
