@@ -13,7 +13,9 @@ dataclass field metadata, written with :func:`key`:
 - ``names_file``: its value names a file (the study's database), so it must be a plain name.
 
 The lists the rest of initsweep reads (``VOLATILE``, ``PER_JOB``, ...) are derived from these
-fields by :func:`keys_where`, never written by hand. No torch and no Hydra here: the report
+fields by :func:`keys_where`, never written by hand. What a schema cannot check at compose
+time is checked when the job spec is read: a key added with Hydra's ``+`` (:func:`check_keys`),
+the numbers of an untyped node (:func:`check_numbers`). No torch and no Hydra here: the report
 reads :class:`SearchConfig`'s meaning too.
 """
 
@@ -25,7 +27,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from initsweep.errors import invalid, unknown_key
 
 META = "initsweep"  # the metadata key a field's meaning lives under
 FLAGS = ("volatile", "per_job", "arm", "bookkeeping", "names_file")
@@ -93,6 +97,33 @@ def keys_where(schema: type, flag: str, value: bool = True, prefix: str = "") ->
         if below is not None:
             found += keys_where(below, flag, value, f"{path}.")
     return tuple(found)
+
+
+def check_keys(node: DictConfig, where: str = "") -> None:
+    """Every key of a typed node is one its schema defines, at every depth: Hydra's ``+`` adds
+    any key to a typed node (``+trainer.epoch=3``, ``+bias.hidden_valeu=…``, ``+seed=1``),
+    which nothing would read. Untyped nodes (a ``_target_``'s arguments) are checked against
+    their callable when built (``initsweep.job.build.check_arguments``)."""
+    schema = OmegaConf.get_type(node)
+    known = (
+        {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else {}
+    )
+    for name in node:
+        path = f"{where}.{name}" if where else str(name)
+        if known and name not in known and path != "hydra":  # Hydra's own node: not ours
+            raise unknown_key(path, node[name], known)
+        child = node._get_node(name)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            check_keys(child, path)
+
+
+def check_numbers(node: Any, schema: type, where: str) -> None:
+    """Each key of an untyped node that ``schema`` declares holds a number (``optimizer.lr``):
+    ``optimizer.lr=fast`` is one line naming the key, not a traceback where it is first used."""
+    for name in typing.get_type_hints(schema):
+        value = node.get(name) if isinstance(node, dict) else None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise invalid(f"{where}.{name}", value, "must be a number")
 
 
 @dataclass

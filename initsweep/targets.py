@@ -2,9 +2,10 @@
 
 Configs are code: a ``_target_`` names a callable that Hydra imports and calls. initsweep allows
 exactly what its own configs need, by full name (:data:`initsweep.config.TARGETS` for a job's
-dataset, model and optimizer; :data:`initsweep.config.HYDRA_TARGETS` for what Hydra builds
-itself), plus the user's own packages, named in ``allow_targets: [my_project.*]`` or, for one
-run, ``INITSWEEP_ALLOW_TARGETS=my_project.*``. The standard library and the packages initsweep
+dataset, model and optimizer; :data:`initsweep.config.TRACKER_TARGETS` for its trackers;
+:data:`initsweep.config.HYDRA_TARGETS` for what Hydra builds itself), plus the user's own
+packages, named in ``allow_targets: [my_project.*]`` or, for one run,
+``INITSWEEP_ALLOW_TARGETS=my_project.*``. The standard library and the packages initsweep
 runs on can never be allowed: their helpers run shell lines, unpickle files or rewrite a job's
 files. Hydra then checks the same list again against the object each name resolves to, so an
 alias such as ``my_project.os.system`` is refused too.
@@ -162,8 +163,9 @@ def refused(key: str, target: object, resolved: str | None = None) -> ConfigErro
             "packages initsweep runs on cannot be allowed)"
         )
     return ConfigError(
-        f"{what} is not allowed: configs build only initsweep's datasets and models, torch.optim "
-        f"and torch.nn classes and torchvision.models; {HOW_TO_ALLOW}"
+        f"{what} is not allowed: configs build only what initsweep's own configs name (its "
+        f"datasets, models and trackers), torch.optim and torch.nn classes and torchvision.models; "
+        f"{HOW_TO_ALLOW}"
     )
 
 

@@ -8,10 +8,8 @@ the range and relation checks, each one line naming the key, the value and what 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,8 @@ from initsweep.config import (
     TrackerConfig,
     TrainerConfig,
 )
-from initsweep.errors import invalid, unknown_key
-from initsweep.schema import OptimizerNumbers
+from initsweep.errors import invalid
+from initsweep.schema import OptimizerNumbers, check_keys, check_numbers
 from initsweep.search import Trial
 from initsweep.targets import user_patterns
 from initsweep.track.naming import RunLayout, run_layout
@@ -38,7 +36,7 @@ log = logging.getLogger("initsweep")
 # VOLATILE (keys a resumed job may change without changing its numbers) and NOT_ARM (override
 # keys that never tell two arms apart) are derived from the schemas' field meanings
 # (initsweep.config, initsweep.schema); their readers import them from here.
-__all__ = ["NOT_ARM", "VOLATILE", "JobSpec", "check_keys", "job_spec", "sweep_keys", "validate"]
+__all__ = ["NOT_ARM", "VOLATILE", "JobSpec", "job_spec", "sweep_keys", "validate"]
 
 
 @dataclass(frozen=True)
@@ -169,41 +167,6 @@ def _tags(tags: Any) -> tuple[str, ...]:
     ok = isinstance(tags, list) and all(isinstance(t, (str, int, float)) for t in tags)
     _check(ok, "tags", tags, "give a list of words, e.g. tags='[baseline,digits]'")
     return tuple(str(t) for t in tags)
-
-
-def check_keys(node: DictConfig, where: str = "") -> None:
-    """Every key of a typed node is one its schema defines, at every depth: Hydra's ``+`` adds
-    any key to a typed node (``+trainer.epoch=3``, ``+bias.hidden_valeu=…``, ``+seed=1``),
-    which nothing would read. Untyped nodes (a ``_target_``'s arguments) are checked against
-    their callable when built (:func:`initsweep.job.build.check_arguments`)."""
-    schema = OmegaConf.get_type(node)
-    known = (
-        {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
-    )
-    for key in node:
-        path = f"{where}.{key}" if where else str(key)
-        if known is not None and key not in known and path != "hydra":  # Hydra's own node
-            raise unknown_key(path, node[key], known)
-        child = node._get_node(key)
-        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
-            check_keys(child, path)
-
-
-def check_numbers(node: dict, schema: type, where: str) -> None:
-    """The keys of an untyped node that ``schema`` types (``optimizer.lr``: a number), checked
-    before any use: ``optimizer.lr=fast`` is one line naming the key, not a traceback."""
-    for name, kind in typing.get_type_hints(schema).items():
-        value = node.get(name) if isinstance(node, dict) else None
-        if value is None:
-            continue
-        if kind is float:
-            ok, allowed = (
-                isinstance(value, (int, float)) and not isinstance(value, bool),
-                "a number",
-            )
-        else:
-            ok, allowed = isinstance(value, kind), f"a {kind.__name__}"
-        _check(ok, f"{where}.{name}", value, f"must be {allowed}")
 
 
 def check_name(key: str, value: object) -> None:
