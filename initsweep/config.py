@@ -66,7 +66,7 @@ class TrainerConfig:
     # how diverged seeds enter the objective, and a diverged seed's value under penalize: what a
     # job makes of its copies' numbers, so the jobs of one population may differ in them
     on_diverge: OnDiverge = key(OnDiverge.ignore, per_job=True)
-    diverge_penalty: Optional[float] = key(None, per_job=True)  # noqa: UP045 (OmegaConf)
+    diverge_penalty: float | None = key(None, per_job=True)  # a diverged seed's value (penalize)
 
 
 @dataclass
