@@ -17,13 +17,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from initsweep import help as _help  # noqa: F401  (registers the --help template's resolver)
 from initsweep import job
-from initsweep.config import CONF_DIR, HYDRA_TARGETS
-from initsweep.errors import ConfigError
+from initsweep.config import CONF_DIR, FILE_NAMES, HYDRA_TARGETS
+from initsweep.errors import ConfigError, compose_error
 from initsweep.faults import classify, failed_jobs, mark_failed
 from initsweep.files import DirBusy, lock_dir, unwritable
 from initsweep.interrupt import catch_sigterm, exit_interrupted
@@ -67,9 +67,10 @@ class OutputDirCheck(Callback):
 
     def _check_names(self, config: DictConfig) -> None:
         try:  # a search opens outputs/optuna/<study name>.db before any job
-            check_name("name", config.name)
-            if config.get("search") is not None:
-                check_name("search.study_name", config.search.study_name)
+            for key in FILE_NAMES:  # the keys whose values name files
+                value = OmegaConf.select(config, key)
+                if value is not None:
+                    check_name(key, value)
         except ConfigError as e:
             _error(str(e), 2)
 
@@ -138,8 +139,9 @@ def _app(main) -> None:
     """Run a Hydra app so that every known failure ends in one line, also those Hydra meets
     outside a job (a refused ``hydra.callbacks`` target) and a multirun's failed jobs.
 
-    With ``HYDRA_FULL_ERROR`` Hydra re-raises what it would print as a traceback; composition
-    errors keep Hydra's own compact message (exit 1), anything unknown its traceback.
+    With ``HYDRA_FULL_ERROR`` Hydra re-raises what it would print as a traceback; a value or
+    option the schemas refuse at composition is one line (exit 2), other composition errors keep
+    Hydra's own compact message (exit 1), anything unknown its traceback.
     ``INITSWEEP_ALLOW_TARGETS`` may add the user's own callback classes (the config's
     ``allow_targets`` is read after Hydra built them).
     """
@@ -149,6 +151,9 @@ def _app(main) -> None:
         with hydra.utils.execution_whitelist(extra or None):
             main()
     except CompactHydraException as e:
+        bad_value = compose_error(e)  # a wrong type or option: the user's, in one line
+        if bad_value is not None:
+            _error(str(bad_value), 2)
         print(e, file=sys.stderr)
         if isinstance(e.__cause__, OmegaConfBaseException):
             print(e.__cause__, file=sys.stderr)

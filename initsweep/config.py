@@ -1,135 +1,186 @@
-"""The config module: where the config tree lives, its typed schemas, and what configs may build.
+"""The config module: where the config tree lives, its typed schemas, what each key means, and
+what configs may build.
 
 Hydra rejects a wrong type, an unknown key or an unknown value of an enum-like key (``init.mode``,
-``trainer.strategy``, ``trainer.loss``, ...) at compose time through these schemas, with its own
-message listing the valid values. Range and relation checks need the whole job and run when the
-job spec is built (:mod:`initsweep.job.spec`).
+``trainer.strategy``, ``bias.output``, ``tracker.wandb.mode``, ...) at compose time through these
+schemas, with its own message listing the valid values. Range and relation checks need the whole
+job and run when the job spec is built (:mod:`initsweep.job.spec`).
+
+Nothing here is a hand-kept list: the bias rules' values come from the bias registry, the
+trackers' schemas from the tracker yamls' ``_target_`` classes, the key lists (``VOLATILE``,
+``PER_JOB``, ...) from the schemas' field meanings (:mod:`initsweep.schema`), and the allow-lists
+from the ``_target_``s the shipped configs name (:func:`initsweep.targets.shipped_targets`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
 from initsweep.choice import make_choice
-from initsweep.init import list_schemes, scheme_schema
+from initsweep.init import list_bias_rules, list_schemes, scheme_schema
+from initsweep.schema import OptimizerNumbers, SearchConfig, key, keys_where
+from initsweep.signature import target_schema
 from initsweep.summary import ON_DIVERGE
-from initsweep.track.wandb import MODES
+from initsweep.targets import shipped_targets
 from initsweep.train.metrics import LOSSES
 from initsweep.train.population import STRATEGIES
 
 # the primary config dir, shipped in the package
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-
-# configs are code (initsweep.targets): what a job's dataset, model and optimizer may build, by
-# full name; torch's optimizer and module classes by package. allow_targets adds the user's own.
-DATASETS = [
-    *(f"initsweep.data.embedded.{n}" for n in ("digits", "breast_cancer", "wine", "iris")),
-    *(f"initsweep.data.embedded.{n}" for n in ("diabetes", "synthetic", "adding")),
-    *(f"initsweep.data.vision.{n}" for n in ("mnist", "fashion_mnist", "cifar10", "cifar100")),
-    "initsweep.data.files.load",
-    "initsweep.data.files.torch_dataset",
-    # a torch Dataset through dataset=torch_dataset: torchvision's own sets and tensor transforms
-    *(f"torchvision.datasets.{n}" for n in ("FakeData", "MNIST", "FashionMNIST", "CIFAR10")),
-    *(f"torchvision.datasets.{n}" for n in ("CIFAR100", "ImageFolder")),
-    *(f"torchvision.transforms.{n}" for n in ("ToTensor", "Normalize", "Compose")),
-]
-MODELS = [  # the factories and the classes they return (Hydra checks both)
-    *(f"initsweep.models.{n}" for n in ("MLP", "DeepMLP", "CNN", "LSTMNet", "TorchvisionNet")),
-    *(f"initsweep.models.{n}" for n in ("resnet18", "efficientnet_b0", "efficientnet_b1")),
-]
-TARGETS = [*DATASETS, *MODELS, "torch.optim.*", "torch.nn.*", "torchvision.models.*"]
-# what Hydra itself builds from config besides its plugins (the launchers and sweepers, which
-# it allows by their own class) and its logging handlers: our callback, nothing by package
-HYDRA_TARGETS = ["initsweep.cli.OutputDirCheck"]
+SHIPPED = shipped_targets(CONF_DIR)  # (key, _target_) of every node the shipped configs build
 
 Strategy = make_choice("Strategy", STRATEGIES, __name__)
 OnDiverge = make_choice("OnDiverge", ON_DIVERGE, __name__)
 Loss = make_choice(
     "Loss", ["auto", *dict.fromkeys(n for ls in LOSSES.values() for n in ls)], __name__
 )
-TrackerMode = make_choice("TrackerMode", MODES, __name__)
+# the bias registry's rules: a new rule (a function and its yaml) is a valid value at once
+OutputBias = make_choice("OutputBias", list_bias_rules("output"), __name__)
+HiddenBias = make_choice("HiddenBias", list_bias_rules("hidden"), __name__)
 
 
 @dataclass
 class TrainerConfig:
     epochs: int = 5
     batch_size: int = 64
-    device: str = "auto"  # auto: CUDA if available, else CPU
+    device: str = key("auto", volatile=True)  # auto: CUDA if available, else CPU
     data_seed: int = 0  # one data order shared by all seeds: they differ only in init and dropout
     log_every: int = 10  # steps between train/loss points
     loss: Loss = Loss.auto  # auto: cross_entropy, bce or mse by task
     huber_delta: float = 1.0
-    eval_batch_size: int = 4096
+    eval_batch_size: int = key(4096, volatile=True)
     strategy: Strategy = Strategy.auto  # how the seeds' copies train
     # CPU: the stacked copies are split into this many blocks, each stepped by a single-thread
     # worker; null: one per torch thread (so it follows the launcher). The numbers depend on it
     shards: Optional[int] = None  # noqa: UP045 (OmegaConf)
     amp: bool = True  # CUDA only: bf16 autocast of the training step (the CPU trains in fp32)
     compile: bool = False  # torch.compile the stacked step (measured slower on the 2-core CPU)
-    progress: bool = True
+    progress: bool = key(True, volatile=True, per_job=True)
     # PyTorch's deterministic algorithms: bit-identical GPU runs, at some speed cost (CPU runs
     # are deterministic already)
     deterministic: bool = False
-    on_diverge: OnDiverge = OnDiverge.ignore  # how diverged seeds enter the objective
-    diverge_penalty: float | None = None  # the objective value of a diverged seed (penalize)
+    # how diverged seeds enter the objective, and a diverged seed's value under penalize: what a
+    # job makes of its copies' numbers, so the jobs of one population may differ in them
+    on_diverge: OnDiverge = key(OnDiverge.ignore, per_job=True)
+    diverge_penalty: float | None = key(None, per_job=True)  # a diverged seed's value (penalize)
 
 
 @dataclass
 class BiasConfig:
     name: str = "zeros"
-    hidden: str = "zeros"  # a hidden bias rule: zeros | constant | default (PyTorch's)
+    hidden: HiddenBias = HiddenBias.zeros  # a hidden bias rule (bias registry, kind hidden)
     hidden_value: float = 0.0  # for hidden=constant, e.g. 0.1 for ReLU units
-    # an output bias rule: zeros | constant | prior | mean | median | huber | gaussian | ...
-    output: str = "zeros"
+    output: OutputBias = OutputBias.zeros  # an output bias rule (bias registry, kind output)
     value: float = 0.0  # for output=constant
     forget_gate: Optional[float] = None  # noqa: UP045 (OmegaConf)  # LSTM effective forget bias (1, 2); null: bias.hidden's
 
 
 @dataclass
-class WandbConfig:
-    project: str = "initsweep"
-    entity: str | None = None  # W&B user or team (online only)
-    mode: TrackerMode = TrackerMode.offline
-
-
-@dataclass
-class TensorBoardConfig:
-    flush_secs: int = 30  # seconds between writes of the event files
-
-
-@dataclass
-class TrackerConfig:
-    """``tracker``: the settings every tracker shares, and one key per tracker that is on.
-
-    Each option of the ``tracker`` group fills its own key (``tracker=wandb`` sets
-    ``tracker.wandb``), so a list of options (``tracker=[wandb,tensorboard]``) turns on several;
-    the files tracker is always on.
-    """
+class TrackerSettings:
+    """``tracker``: the settings every tracker shares; each option of the ``tracker`` group fills
+    one more key, ``tracker.<name>`` (a list turns on several: ``tracker=[wandb,tensorboard]``).
+    The files tracker is always on."""
 
     histogram_every: int = 1  # epochs between weight/activation histograms (0: at init only)
     probe_size: int = 256  # training samples in the fixed batch whose activations are histogrammed
     gradients: bool = False  # also each weight's gradient norm and histogram, from epoch 1 on
-    wandb: Optional[WandbConfig] = None  # noqa: UP045 (OmegaConf)
-    tensorboard: Optional[TensorBoardConfig] = None  # noqa: UP045 (OmegaConf)
+
+
+def _tracker_fields() -> list[tuple[str, Any, Any]]:
+    """One optional key per shipped tracker (``tracker/<name>.yaml`` fills ``tracker.<name>``
+    with a ``_target_`` node), typed from its class (:func:`initsweep.signature.target_schema`)."""
+    found = []
+    for where, target in SHIPPED:
+        name = where.removeprefix("tracker.").removesuffix("._target_")
+        if where.startswith("tracker.") and "." not in name:
+            title = "".join(p.title() for p in name.split("_")) + "TrackerConfig"
+            schema = globals()[title] = target_schema(target, title, __name__)
+            found.append((name, Optional[schema], field(default=None)))  # noqa: UP045
+    return found
+
+
+TrackerConfig = make_dataclass(
+    "TrackerConfig",
+    _tracker_fields(),
+    bases=(TrackerSettings,),
+    namespace={"__module__": __name__},
+)
+
+
+@dataclass
+class JobConfig:
+    """The composed ``train.yaml``: each top-level key, its type and what it means
+    (:mod:`initsweep.schema`). The groups' own schemas type the nodes under them."""
+
+    dataset: Any = None
+    model: Any = None
+    optimizer: Any = key(None, parts=OptimizerNumbers)
+    init: Any = key(None, per_job=True)
+    bias: BiasConfig = key(factory=BiasConfig, per_job=True)
+    trainer: TrainerConfig = key(factory=TrainerConfig)
+    tracker: TrackerConfig = key(factory=TrackerConfig, volatile=True, per_job=True)
+    name: str = key(per_job=True, arm=False, names_file=True)  # the study's name
+    tags: Any = key(factory=list, volatile=True)  # words for W&B, summary.json, the report
+    seeds: list[int] = key(per_job=True, arm=False)  # one model copy per seed: runs of one arm
+    objective: str = key(per_job=True)  # the metric returned to Hydra and Optuna
+    allow_targets: Any = key(factory=list, volatile=True)  # what a config may build, not compute
+    report: Any = key(None, volatile=True)  # read by initsweep-report only
+    paths: Any = key(None, volatile=True, per_job=True)  # where a job reads and writes
+    # the launcher's (a job may resume on another cluster or locally)
+    resources: Any = key(None, volatile=True)
+    search: Optional[SearchConfig] = key(None, per_job=True, arm=False)  # noqa: UP045
+
+
+# --- the key lists, derived from the meanings above (see initsweep.schema)
+VOLATILE = keys_where(JobConfig, "volatile")  # a resumed job may change them
+PER_JOB = keys_where(JobConfig, "per_job")  # may differ between the jobs of one population
+# never tell two arms apart; Hydra's own node (launcher, sweeper) has no schema of ours
+NOT_ARM = (*keys_where(JobConfig, "arm", False), "hydra")
+FILE_NAMES = keys_where(JobConfig, "names_file")  # name files: plain names only
+
+# --- what configs may build (initsweep.targets): what the shipped configs name, by full name
+LIBRARY = [  # torch's and torchvision's own, which a config may use without allow_targets
+    "torch.optim.*",
+    "torch.nn.*",
+    "torchvision.models.*",
+    # a torch Dataset through dataset=torch_dataset: torchvision's own sets and tensor transforms
+    *(f"torchvision.datasets.{n}" for n in ("FakeData", "MNIST", "FashionMNIST", "CIFAR10")),
+    *(f"torchvision.datasets.{n}" for n in ("CIFAR100", "ImageFolder")),
+    *(f"torchvision.transforms.{n}" for n in ("ToTensor", "Normalize", "Compose")),
+]
+
+
+def _shipped(*under: str) -> list[str]:
+    return list(dict.fromkeys(t for where, t in SHIPPED if where.startswith(under)))
+
+
+TARGETS = [
+    *_shipped("dataset.", "model.", "optimizer."),
+    *LIBRARY,
+]  # a job's data, model, optimizer
+TRACKER_TARGETS = _shipped("tracker.")  # the job's trackers
+# what Hydra itself builds from config besides its plugins (the launchers and sweepers, which
+# it allows by their own class) and its logging handlers: our callbacks, nothing by package
+HYDRA_TARGETS = _shipped("hydra.callbacks.")
 
 
 def register_configs() -> None:
-    """Store the schemas as ``schema/trainer``, ``schema/bias``, ``schema/tracker`` and
-    ``schema/init/<scheme>``.
+    """Store the schemas as ``schema/job`` (the root, placed first by ``train.yaml``),
+    ``schema/trainer``, ``schema/bias`` and ``schema/init/<scheme>``.
 
     A yaml option extends its schema with ``defaults: [/schema/init/<scheme>@_here_, _self_]``;
-    keeping schemas out of the ``init`` group keeps them out of the options Hydra lists.
-    ``schema/tracker`` is placed once by ``train.yaml`` (the ``tracker`` options may be a list,
-    and each would otherwise reset the keys the one before it filled).
+    keeping schemas out of the ``init`` group keeps them out of the options Hydra lists. The
+    root schema types ``tracker`` itself: its options may be a list, and each would otherwise
+    reset the keys the one before it filled.
     """
     cs = ConfigStore.instance()
+    cs.store(group="schema", name="job", node=JobConfig)
     cs.store(group="schema", name="trainer", node=TrainerConfig)
     cs.store(group="schema", name="bias", node=BiasConfig)
-    cs.store(group="schema", name="tracker", node=TrackerConfig)
     for name in list_schemes():
         cs.store(group="schema/init", name=name, node=scheme_schema(name))
 

@@ -2,12 +2,17 @@
 
 Configs are code: a ``_target_`` names a callable that Hydra imports and calls. initsweep allows
 exactly what its own configs need, by full name (:data:`initsweep.config.TARGETS` for a job's
-dataset, model and optimizer; :data:`initsweep.config.HYDRA_TARGETS` for what Hydra builds
-itself), plus the user's own packages, named in ``allow_targets: [my_project.*]`` or, for one
-run, ``INITSWEEP_ALLOW_TARGETS=my_project.*``. The standard library and the packages initsweep
+dataset, model and optimizer; :data:`initsweep.config.TRACKER_TARGETS` for its trackers;
+:data:`initsweep.config.HYDRA_TARGETS` for what Hydra builds itself), plus the user's own
+packages, named in ``allow_targets: [my_project.*]`` or, for one run,
+``INITSWEEP_ALLOW_TARGETS=my_project.*``. The standard library and the packages initsweep
 runs on can never be allowed: their helpers run shell lines, unpickle files or rewrite a job's
 files. Hydra then checks the same list again against the object each name resolves to, so an
 alias such as ``my_project.os.system`` is refused too.
+
+The allow-lists are derived, never kept by hand: :func:`shipped_targets` walks the shipped config
+tree and collects every ``_target_`` it names, with the key it lands at; a new model or dataset
+(a function and its yaml) is allowed because its yaml names it.
 
 No torch, no Hydra here: the CLI and the job layer share these checks and messages.
 """
@@ -18,6 +23,9 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import yaml
 
 from initsweep.errors import ConfigError, invalid
 
@@ -107,6 +115,43 @@ def find_targets(node: object, key: str) -> Iterator[tuple[str, object]]:
             yield from find_targets(v, f"{key}[{i}]")
 
 
+def _package(text: str, group: tuple[str, ...]) -> str:
+    """Where a config file's content lands (Hydra's rule): its header's ``# @package``, else its
+    group's path; ``_global_`` is the root."""
+    package = "_group_"
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        if line.lstrip("# ").startswith("@package"):
+            package = line.split("@package", 1)[1].strip()
+    package = package.replace("_group_", ".".join(group))
+    return package.removeprefix("_global_").strip(".")
+
+
+def shipped_targets(conf_dir: Path) -> tuple[tuple[str, str], ...]:
+    """``(key, target)`` of every ``_target_`` the config tree under ``conf_dir`` names, the key
+    being where the node lands in the composed config (``model._target_``,
+    ``tracker.wandb._target_``, ``hydra.callbacks.output_dir_check._target_``). ``local/``
+    holds this machine's own values (git-ignored), not shipped ones; a required ``???`` names
+    nothing."""
+    found = []
+    for path in sorted(conf_dir.rglob("*.yaml")):
+        group = path.parent.relative_to(conf_dir).parts
+        if group[:1] == ("local",):
+            continue
+        text = path.read_text()
+        node = yaml.load(text, Loader=_LOADER) or {}
+        if isinstance(node, dict):
+            node.pop("defaults", None)
+        for key, target in find_targets(node, _package(text, group)):
+            if target != "???":
+                found.append((key.lstrip("."), target))
+    return tuple(found)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def refused(key: str, target: object, resolved: str | None = None) -> ConfigError:
     """The one line for a ``_target_`` outside the allow-list: what is allowed, how to add."""
     what = f"{key}={target!r}" + (f" (that is {resolved})" if resolved else "")
@@ -118,8 +163,9 @@ def refused(key: str, target: object, resolved: str | None = None) -> ConfigErro
             "packages initsweep runs on cannot be allowed)"
         )
     return ConfigError(
-        f"{what} is not allowed: configs build only initsweep's datasets and models, torch.optim "
-        f"and torch.nn classes and torchvision.models; {HOW_TO_ALLOW}"
+        f"{what} is not allowed: configs build only what initsweep's own configs name (its "
+        f"datasets, models and trackers), torch.optim and torch.nn classes and torchvision.models; "
+        f"{HOW_TO_ALLOW}"
     )
 
 

@@ -4,8 +4,11 @@ the apps' own ``--help``. In process (the ``app`` fixture of ``tests/conftest.py
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
+
+from initsweep import cli
 
 QUICK = ["trainer.epochs=1", "trainer.progress=false"]
 
@@ -98,3 +101,39 @@ def test_the_help_examples_compose(app, name, tmp_path):
     examples = text.split("== Examples ==\n")[1].split("\n\n")[0]
     for argv in commands(examples):  # every job of each example composes, as in the docs
         compose(argv[0], argv[1:], tmp_path, {})
+
+
+WRONG_TYPE = [
+    (["optimizer.lr=fast"], ["optimizer.lr='fast' is invalid: must be a number"]),
+    (["trainer.epochs=two"], ["trainer.epochs='two' is invalid: must be an integer"]),
+    (
+        ["-m", "optimizer.lr=fast,-1"],
+        [
+            "job 0: optimizer.lr='fast' is invalid: must be a number",
+            "job 1: optimizer.lr=-1 is invalid: must be a number > 0",
+            "2 of the jobs failed (the others ran): job 0: optimizer.lr='fast' is invalid: must "
+            "be a number; job 1: optimizer.lr=-1 is invalid: must be a number > 0",
+        ],
+    ),
+    # Hydra composes every job of a batch before the first runs: the sweep stops there
+    (["-m", "trainer.epochs=1,two"], ["trainer.epochs='two' is invalid: must be an integer"]),
+]
+
+
+@pytest.mark.parametrize("args, lines", WRONG_TYPE, ids=[" ".join(a) for a, _ in WRONG_TYPE])
+def test_a_value_of_the_wrong_type_is_one_line_and_exit_2(
+    tmp_path, monkeypatch, capsys, args, lines
+):
+    # in process, as the console script runs it (Hydra's app, then initsweep's error boundary)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # the app sets it: restored after the test
+    monkeypatch.setattr(cli.OutputDirCheck, "sweep_dir", None)
+    dirs = [f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep"]
+    monkeypatch.setattr(sys, "argv", ["initsweep-train", *QUICK, *dirs, *args])
+    with pytest.raises(SystemExit) as exited:
+        cli._app(cli._train)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    said = [line for line in err.splitlines() if line.startswith("initsweep: error: ")]
+    assert said == [f"initsweep: error: {line}" for line in lines]
+    assert not list(tmp_path.glob("**/summary.json"))

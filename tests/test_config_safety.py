@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from initsweep.config import CONF_DIR, TARGETS
+from initsweep.config import CONF_DIR, HYDRA_TARGETS, TARGETS, TRACKER_TARGETS
 from initsweep.errors import ConfigError
 from initsweep.job import run
-from initsweep.targets import ENV, find_targets, matches, user_patterns
+from initsweep.targets import ENV, find_targets, matches, shipped_targets, user_patterns
 from tests.conftest import run_cli
 
 QUICK = ["trainer.epochs=1", "trainer.progress=false", "dataset.limit=200", "seeds=[0]"]
@@ -208,17 +209,45 @@ def test_an_allowed_package_cannot_alias_a_dangerous_function(make_cfg, tmp_path
     assert not marker.exists()
 
 
-def test_every_target_initsweep_ships_is_allowed():
-    shipped = {
-        target
-        for path in CONF_DIR.rglob("*.yaml")
-        for _, target in find_targets(yaml.safe_load(path.read_text()) or {}, path.stem)
+def test_every_target_initsweep_ships_is_allowed_where_it_is_built():
+    # an independent walk: each yaml's _target_s, by the group the file is in
+    by_group: dict[str, set] = {}
+    for path in CONF_DIR.rglob("*.yaml"):
+        group = path.parent.relative_to(CONF_DIR).parts[0] if path.parent != CONF_DIR else ""
+        for _, target in find_targets(yaml.safe_load(path.read_text()) or {}, path.stem):
+            by_group.setdefault(group, set()).add(target)
+    assert {"initsweep.data.embedded.digits", "initsweep.models.MLP", "torch.optim.SGD"} <= (
+        by_group["dataset"] | by_group["model"] | by_group["optimizer"]
+    )
+    for group in ("dataset", "model", "optimizer", "experiment"):
+        required = {"???"}  # dataset=torch_dataset's train._target_: the user's own Dataset class
+        assert all(matches(t, TARGETS) for t in by_group.get(group, set()) - required), group
+    # a job's data, model and optimizer cannot build a tracker, nor a tracker anything else
+    assert by_group["tracker"] and set(TRACKER_TARGETS) == by_group["tracker"]
+    assert not any(matches(t, TARGETS) for t in by_group["tracker"])
+    assert not any(matches(t, TRACKER_TARGETS) for t in by_group["dataset"])
+    # Hydra builds the callback train.yaml names; the launchers and pruner are no job's
+    assert HYDRA_TARGETS == ["initsweep.cli.OutputDirCheck"]
+    for t in by_group["hydra"] | by_group["search"]:
+        assert not matches(t, TARGETS) and not matches(t, TRACKER_TARGETS)
+
+
+def test_a_new_model_is_allowed_by_its_yaml_alone(tmp_path):
+    # the allow-list is the shipped configs' targets: a model's yaml (and an experiment naming
+    # one) is all it takes, each landing at the key its package says
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf, ignore=shutil.ignore_patterns("local"))
+    (conf / "model" / "tiny.yaml").write_text("_target_: initsweep.models.tiny.Tiny\n")
+    (conf / "experiment" / "own.yaml").write_text(
+        "# @package _global_\nmodel:\n  norm: {_target_: initsweep.models.tiny.Norm}\n"
+    )
+    found = shipped_targets(conf)
+    assert ("model._target_", "initsweep.models.tiny.Tiny") in found
+    assert ("model.norm._target_", "initsweep.models.tiny.Norm") in found
+    assert set(found) - set(shipped_targets(CONF_DIR)) == {
+        ("model._target_", "initsweep.models.tiny.Tiny"),
+        ("model.norm._target_", "initsweep.models.tiny.Norm"),
     }
-    assert shipped  # the walk found the datasets, models, optimizers, pruner, callback
-    hydra_side = {t for t in shipped if t.startswith(("hydra_plugins.", "initsweep.cli."))}
-    pruners = {t for t in shipped if t.startswith("optuna.pruners.")}
-    required = {"???"}  # dataset=torch_dataset's train._target_: the user's own Dataset class
-    assert not [t for t in shipped - hydra_side - pruners - required if not matches(t, TARGETS)]
 
 
 def test_the_package_patterns_left_are_torchs_classes():

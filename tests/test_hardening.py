@@ -47,7 +47,6 @@ BAD_CONFIG = [
     (["init=pytorch_default", "init.gain=2"], ["init.gain", "2", "takes no gain"]),
     (["trainer.device=tpu"], ["trainer.device", "tpu"]),
     (["objective=val/auc"], ["objective", "val/auc"]),
-    (["bias.hidden=sometimes"], ["bias.hidden", "sometimes"]),
     (["dataset.val_fraction=1.5"], ["dataset.val_fraction", "1.5"]),
     (["dataset.limit=1"], ["dataset.limit", "1"]),
     (["trainer.batch_size=5000"], ["trainer.batch_size", "5000"]),
@@ -99,6 +98,9 @@ def test_bad_override_fails_when_the_config_is_composed(make_cfg, override, key)
         (["init.nonlinearity=relux"], "relu, leaky_relu"),
         (["init=variance_scaling", "init.distribution=gauss"], "truncated_normal"),
         (["tracker=wandb", "tracker.wandb.mode=offlin"], "offline, online, disabled"),
+        # the bias rules' values come from the bias registry
+        (["bias.hidden=zeroes"], "constant, default, zeros"),
+        (["bias.output=priorr"], "mean, median, prior"),
     ],
 )
 def test_a_typo_in_an_enum_like_key_fails_at_compose_time_listing_the_values(

@@ -12,6 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import (
 )
 
 from initsweep.files import read_jsonl
+from initsweep.track.base import TrackedJob
+from initsweep.track.naming import RunLayout
 from initsweep.track.tensorboard import TensorBoardTracker
 from tests.conftest import run_cli
 from tests.test_wandb import of_type, runs_by_seed
@@ -80,7 +82,8 @@ def test_wandb_and_tensorboard_at_once_with_weight_histograms_at_init_and_each_e
 
 def test_a_resumed_run_shows_each_step_once(tmp_path):
     def log(first_step: int, value: float) -> None:
-        t = TensorBoardTracker(tmp_path, [0], names=["run,s0"], first_step=first_step)
+        job = TrackedJob(tmp_path, (0,), RunLayout("s", "a", "g", "run"), first_step=first_step)
+        t = TensorBoardTracker(job)
         t.log_metrics(
             [
                 {"seed": 0, "step": s, "epoch": 0, "train/loss": value}

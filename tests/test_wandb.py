@@ -17,6 +17,7 @@ from initsweep.errors import ConfigError
 from initsweep.files import read_jsonl
 from initsweep.report import table
 from initsweep.report.jobs import load_study
+from initsweep.track.base import TrackedJob
 from initsweep.track.naming import RunLayout
 from initsweep.track.wandb import WandbTracker, run_id
 from tests.conftest import run_cli
@@ -78,7 +79,30 @@ def sweep(tmp_path_factory):
         f"hydra.sweep.dir={root}",
     )
     assert res.returncode == 0, res.stderr
+    (root / "cli.out").write_text(res.stdout + res.stderr)  # what the user saw
     return root, {d: runs_by_seed(d) for d in sorted(root.glob("[0-9]"))}
+
+
+def wandb_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("wandb:")]
+
+
+@pytest.mark.slow
+def test_wandb_prints_nothing_of_its_own_by_default(sweep):
+    # 8 runs used to print 3 `wandb:` lines each; our one line per job says where they are
+    root, jobs = sweep
+    output = (root / "cli.out").read_text()
+    assert wandb_lines(output) == []
+    assert output.count("W&B: 2 offline runs in") == 4
+    assert sum(len(by_seed) for by_seed in jobs.values()) == 8  # the runs are all there
+
+
+@pytest.mark.slow
+def test_quiet_false_gives_wandbs_own_lines_back(make_cfg, tmp_path, capfd):
+    job.run(make_cfg("tracker=wandb", "tracker.wandb.quiet=false", "seeds=[0]", *TINY[1:]))
+    lines = wandb_lines("".join(capfd.readouterr()))
+    assert len(lines) == 3, lines
+    assert any("saved locally" in line for line in lines)
 
 
 @pytest.mark.slow
@@ -279,7 +303,7 @@ def test_mode_comes_from_wandb_mode_unless_set(make_cfg, monkeypatch):
 
 
 def test_disabled_mode_writes_no_run(tmp_path):
-    t = WandbTracker(tmp_path, [0], config={}, layout=LAYOUT, mode="disabled")
+    t = WandbTracker(TrackedJob(tmp_path, (0,), LAYOUT), mode="disabled")
     t.log_metrics([{"seed": 0, "step": 0, "epoch": 0, "train/loss": 1.0}])
     t.finish()
     assert not list(tmp_path.glob("wandb/offline-run-*"))
@@ -288,4 +312,4 @@ def test_disabled_mode_writes_no_run(tmp_path):
 def test_unknown_mode_is_one_config_error(tmp_path):
     match = r"tracker.wandb.mode='sometimes'.*offline, online, disabled"
     with pytest.raises(ConfigError, match=match):
-        WandbTracker(tmp_path, [0], config={}, layout=LAYOUT, mode="sometimes")
+        WandbTracker(TrackedJob(tmp_path, (0,), LAYOUT), mode="sometimes")

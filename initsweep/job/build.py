@@ -25,10 +25,8 @@ from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, par
 from initsweep.job.spec import JobSpec
 from initsweep.targets import check_node, find_targets, hydra_refusal
 from initsweep.track import FilesTracker, Trackers
-from initsweep.track.base import Tracker
+from initsweep.track.base import TrackedJob, Tracker
 from initsweep.track.histograms import Histogrammer
-from initsweep.track.tensorboard import TensorBoardTracker
-from initsweep.track.wandb import WandbTracker
 from initsweep.train.loop import LoopConfig
 from initsweep.train.metrics import METRIC_KEYS, loss_fn, output_units, resolve_loss
 from initsweep.train.population import Population, make_population
@@ -313,44 +311,35 @@ def loop_config(spec: JobSpec, loss: str) -> LoopConfig:
 
 
 def make_trackers(spec: JobSpec, bundle: DataBundle, first_step: int = 0) -> Trackers:
-    """The files tracker always; one W&B run and one TensorBoard run per seed with
-    ``tracker=wandb`` / ``tracker=tensorboard`` (or both: ``tracker=[wandb,tensorboard]``).
+    """The files tracker always, then every ``_target_`` node under ``tracker`` in config order
+    (``tracker=wandb``: one W&B run per seed; ``tracker=[wandb,tensorboard]``: both), each built
+    as lightning-hydra-template's ``instantiate_loggers`` builds loggers: a partial of its class
+    from its yaml, called with the job (:class:`~initsweep.track.base.TrackedJob`).
 
     ``first_step`` is the first step the job will log (after a resumed checkpoint's step).
     A tracker that fails to start closes those started before it.
     """
-    t, seeds, out = spec.tracker, list(spec.seeds), spec.output_dir
+    t, seeds, out = spec.tracker, tuple(spec.seeds), spec.output_dir
     probe = bundle.x_train[: t.probe_size].to(bundle.y_train.device)  # streamed data: read it
     hist = Histogrammer(t.histogram_every, probe, t.gradients)
-    trackers: list[Tracker] = [FilesTracker(out, seeds, hist)]
-    runs = spec.runs
+    trackers: list[Tracker] = [FilesTracker(out, list(seeds), hist)]
+    nodes = {k: v for k, v in spec.config["tracker"].items() if isinstance(v, dict)}
+    if not nodes:
+        return Trackers(trackers)
+    job = TrackedJob(
+        out,
+        seeds,
+        spec.runs,
+        config=spec.config,
+        metrics=tuple(sorted(METRIC_KEYS[bundle.task])),
+        tags=spec.tags,
+        histograms=hist,
+        first_step=first_step,
+    )
     try:
-        if t.wandb is not None:
-            trackers.append(
-                WandbTracker(
-                    out,
-                    seeds,
-                    config=spec.config,
-                    layout=runs,
-                    metrics=sorted(METRIC_KEYS[bundle.task]),
-                    project=t.wandb.project,
-                    entity=t.wandb.entity,
-                    mode=str(t.wandb.mode),
-                    tags=spec.tags,
-                    histograms=hist,
-                )
-            )
-        if t.tensorboard is not None:
-            trackers.append(
-                TensorBoardTracker(
-                    out,
-                    seeds,
-                    names=[runs.dir_name(s) for s in seeds],
-                    flush_secs=t.tensorboard.flush_secs,
-                    histograms=hist,
-                    first_step=first_step,
-                )
-            )
+        for key, node in nodes.items():
+            make = build({**node, "_partial_": True}, f"tracker.{key}", spec.tracker_targets)
+            trackers.append(make(job))
     except BaseException:
         Trackers(trackers).finish("failed")
         raise

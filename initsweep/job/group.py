@@ -18,21 +18,15 @@ import json
 import logging
 from pathlib import Path
 
+from initsweep.config import PER_JOB  # the keys the jobs of one population may differ in
 from initsweep.job.spec import JobSpec
 from initsweep.search import Pruned
 from initsweep.track import Trackers
 from initsweep.train.checkpoint import Checkpoint
 from initsweep.train.loop import CopyState
-from initsweep.train.optim import PER_COPY
 
 log = logging.getLogger("initsweep")
 
-# config keys that may differ between the jobs of one population
-PER_JOB = (
-    "seeds", "init", "bias", "name", "objective", "tracker", "paths", "search",
-    "trainer.on_diverge", "trainer.diverge_penalty", "trainer.progress",
-    *(f"optimizer.{k}" for k in PER_COPY),
-)  # fmt: skip
 GROUPS_DIR = ".population"  # under the sweep dir: one checkpoint folder per group
 
 

@@ -8,7 +8,6 @@ the range and relation checks, each one line naming the key, the value and what 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -17,8 +16,16 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from initsweep.config import TARGETS, TrackerConfig, TrainerConfig
-from initsweep.errors import invalid, unknown_key
+from initsweep.config import (
+    NOT_ARM,
+    TARGETS,
+    TRACKER_TARGETS,
+    VOLATILE,
+    TrackerConfig,
+    TrainerConfig,
+)
+from initsweep.errors import invalid
+from initsweep.schema import OptimizerNumbers, check_keys, check_numbers
 from initsweep.search import Trial
 from initsweep.targets import user_patterns
 from initsweep.track.naming import RunLayout, run_layout
@@ -26,21 +33,10 @@ from initsweep.train.metrics import METRIC_KEYS
 
 log = logging.getLogger("initsweep")
 
-# keys that may change between a run and its resumption without changing its numbers
-VOLATILE = (
-    "allow_targets",  # what a config may build, not what it computes
-    "paths",
-    "report",  # read by initsweep-report only
-    "resources",  # the launcher's (a job may resume on another cluster or locally)
-    "tracker",
-    "trainer.progress",
-    "trainer.device",
-    "trainer.eval_batch_size",
-    "tags",
-)
-# override keys that never tell two arms of a sweep apart: the volatile ones, the seeds (each
-# seed is a run of the arm), the study's name, Hydra's own and the search's bookkeeping
-NOT_ARM = (*VOLATILE, "seeds", "seed", "name", "hydra", "search")
+# VOLATILE (keys a resumed job may change without changing its numbers) and NOT_ARM (override
+# keys that never tell two arms apart) are derived from the schemas' field meanings
+# (initsweep.config, initsweep.schema); their readers import them from here.
+__all__ = ["NOT_ARM", "VOLATILE", "JobSpec", "job_spec", "sweep_keys", "validate"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +63,7 @@ class JobSpec:
     trial: Trial | None  # set when the job is a trial of an Optuna search
     config: dict[str, Any]
     targets: tuple[str, ...] = tuple(TARGETS)  # what the nodes may build, allow_targets included
+    tracker_targets: tuple[str, ...] = tuple(TRACKER_TARGETS)  # what ``tracker.*`` may build
     overrides: tuple[str, ...] = ()  # the job's command-line overrides (Hydra's task overrides)
     sweep_dir: str | None = None  # the multirun's dir; None for a single run
     sweep_keys: tuple[str, ...] | None = None  # the keys its sweep varies; None: not known
@@ -100,6 +97,7 @@ def job_spec(cfg: DictConfig) -> JobSpec:
     trial = None
     if search is not None and search.get("trial") is not None:
         trial = Trial(search["study_name"], search["storage"], search["trial"], search["pruner"])
+    users = user_patterns(config.get("allow_targets"))
     spec = JobSpec(
         name=config["name"],
         seeds=tuple(config["seeds"]),
@@ -114,7 +112,8 @@ def job_spec(cfg: DictConfig) -> JobSpec:
         bias=config["bias"],
         trial=trial,
         config=config,
-        targets=(*TARGETS, *user_patterns(config.get("allow_targets"))),
+        targets=(*TARGETS, *users),
+        tracker_targets=(*TRACKER_TARGETS, *users),
         overrides=tuple(overrides),
         sweep_dir=sweep_dir,
         sweep_keys=sweep_keys,
@@ -170,20 +169,6 @@ def _tags(tags: Any) -> tuple[str, ...]:
     return tuple(str(t) for t in tags)
 
 
-def check_keys(cfg: DictConfig) -> None:
-    """Every key of a typed group is one its schema defines: Hydra's ``+`` adds any key to a
-    typed node (``+trainer.epoch=3``, ``+bias.hidden_valeu=…``), which nothing would read."""
-    for group in ("trainer", "tracker", "bias", "init"):
-        node = cfg.get(group)
-        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
-        if not dataclasses.is_dataclass(schema):
-            continue
-        known = {f.name for f in dataclasses.fields(schema)}
-        for key in node:
-            if key not in known:
-                raise unknown_key(f"{group}.{key}", node[key], known)
-
-
 def check_name(key: str, value: object) -> None:
     """``name`` (and ``search.study_name``) name files, such as the study's database
     ``outputs/optuna/<name>-gain.db``: a plain name, which cannot point outside the outputs."""
@@ -203,8 +188,10 @@ def _check(ok: bool, key: str, value: object, allowed: str) -> None:
 
 
 def validate(spec: JobSpec) -> None:
-    """Range and relation checks (types and enum values were checked at compose time)."""
+    """Range and relation checks (types and enum values were checked at compose time; the
+    optimizer's numbers, in an untyped node, here)."""
     check_name("name", spec.name)
+    check_numbers(spec.optimizer, OptimizerNumbers, "optimizer")
     for key in ("dataset", "model", "optimizer"):
         node = getattr(spec, key)
         _check(

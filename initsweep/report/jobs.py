@@ -20,11 +20,13 @@ from tqdm.auto import tqdm
 from initsweep.files import HISTOGRAMS, INIT, METRICS, STATUS, SUMMARY, read_jsonl
 from initsweep.overrides import parse_overrides
 from initsweep.overrides import varying_keys as _varying
+from initsweep.schema import SearchConfig, keys_where
 from initsweep.summary import from_json
 
 JOB_FILES = (SUMMARY, METRICS, INIT, ".hydra")
 # overrides the Optuna sweeper gives each trial to find its study: they vary, they are not factors
-BOOKKEEPING = ("search.trial", "search.study_name", "search.storage")
+# (derived from the search schema's field meanings, initsweep/schema.py)
+BOOKKEEPING = keys_where(SearchConfig, "bookkeeping", prefix="search.")
 SKIP_DIRS = {"wandb", "tensorboard", ".hydra", "report", "__pycache__"}
 
 # job status: finished | incomplete (no summary yet: running, failed or killed) | corrupt | empty

@@ -1,14 +1,42 @@
-"""What a tracker offers, and the fan-out that hands a job's calls to several trackers."""
+"""What a tracker offers, what a job tells it, and the fan-out that hands a job's calls to
+several trackers."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from initsweep.track.histograms import Histogrammer
+    from initsweep.track.naming import RunLayout
+
+
+@dataclass(frozen=True)
+class TrackedJob:
+    """What a job tells each tracker it builds, besides the tracker's own settings.
+
+    Built by ``initsweep.job.build.make_trackers``, which instantiates every ``_target_`` node
+    under ``tracker`` (``tracker.wandb``, ``tracker.tensorboard``, ...) as a partial and calls it
+    with this one argument: a tracker is a class ``Name(job: TrackedJob, *, settings...)`` whose
+    keyword-only settings its yaml sets (and :func:`initsweep.signature.target_schema` types).
+    """
+
+    output_dir: Path  # the job's dir
+    seeds: tuple[int, ...]  # copy i of the population the tracker is shown is seed seeds[i]
+    layout: RunLayout  # the runs' study, arm and names (initsweep.track.naming)
+    config: dict = field(default_factory=dict)  # the job's whole resolved config
+    metrics: tuple[str, ...] = ()  # the metric keys the job logs
+    tags: tuple[str, ...] = ()  # the config's top-level tags
+    histograms: Histogrammer | None = None  # when and what to histogram (None: never)
+    first_step: int = 0  # the first step logged: 0, or the step after a resumed checkpoint's
 
 
 @runtime_checkable
 class Tracker(Protocol):
-    """A destination for one job's records.
+    """A destination for one job's records (``initsweep.track.files.FilesTracker`` always; the
+    ``tracker`` group's ``_target_`` classes, built with a :class:`TrackedJob`, besides).
 
     Who calls what: the runner (``initsweep.job.runner``) calls :meth:`log_init` once with the
     step-0 diagnostics (``init.json``), :meth:`log_summary` once with ``summary.json`` and

@@ -10,10 +10,10 @@ in W&B (:mod:`initsweep.track.keys`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-from initsweep.track.histograms import Histogram, Histogrammer
+from initsweep.track.base import TrackedJob
+from initsweep.track.histograms import Histogram
 from initsweep.track.keys import histogram_key, histogram_scalars, init_scalars, metric_scalars
 
 TENSORBOARD = "tensorboard"  # the job's subdir of event files
@@ -40,28 +40,25 @@ class TensorBoardTracker:
     """One ``SummaryWriter`` per seed: every ``metrics.jsonl`` scalar at its step, the step-0
     diagnostics under ``init/``, and the histograms at step 0 and when ``histograms`` says.
 
-    ``first_step`` is the first step this run logs (0, or the step after the checkpoint it
-    resumes from): TensorBoard hides the events a killed run wrote from there on, as the files
-    tracker drops them, so a resumed job shows each point once.
+    ``tracker=tensorboard`` (``conf/tracker/tensorboard.yaml``) sets ``flush_secs``: how often
+    the events reach the disk while training. The job's ``first_step`` is the first step this
+    run logs (0, or the step after the checkpoint it resumes from): TensorBoard hides the events
+    a killed run wrote from there on, as the files tracker drops them, so a resumed job shows
+    each point once.
     """
 
-    def __init__(
-        self,
-        output_dir: str | Path,
-        seeds: Sequence[int],
-        *,
-        names: Sequence[str],
-        flush_secs: int = 30,
-        histograms: Histogrammer | None = None,
-        first_step: int = 0,
-    ) -> None:
+    def __init__(self, job: TrackedJob, *, flush_secs: int = 30) -> None:
         from torch.utils.tensorboard import SummaryWriter  # only a job with tensorboard pays
 
-        self.dir = Path(output_dir) / TENSORBOARD
-        self.histograms = histograms
+        self.dir = Path(job.output_dir) / TENSORBOARD
+        self.histograms = job.histograms
         self.writers = {
-            seed: SummaryWriter(str(self.dir / name), flush_secs=flush_secs, purge_step=first_step)
-            for seed, name in zip(seeds, names)
+            seed: SummaryWriter(
+                str(self.dir / job.layout.dir_name(seed)),
+                flush_secs=flush_secs,
+                purge_step=job.first_step,
+            )
+            for seed in job.seeds
         }
 
     def _scalars(self, seed: int, data: dict[str, float], step: int) -> None:

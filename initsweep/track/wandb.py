@@ -15,14 +15,16 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from initsweep.choice import make_choice
 from initsweep.errors import ConfigError, first_line, invalid
 from initsweep.summary import direction
-from initsweep.track.histograms import Histogrammer
+from initsweep.track.base import TrackedJob
 from initsweep.track.keys import histogram_key, histogram_scalars, init_scalars, metric_scalars
-from initsweep.track.naming import MAX_TAG, RunLayout, fit
+from initsweep.track.naming import MAX_TAG, fit
 
 log = logging.getLogger("initsweep")
 MODES = ("offline", "online", "disabled")
+WandbMode = make_choice("WandbMode", MODES, __name__)  # tracker.wandb.mode: typed at compose
 
 
 def run_id(output_dir: str | Path, seed: int) -> str:
@@ -43,46 +45,50 @@ def define_metrics(run, metrics: Sequence[str]) -> None:
 class WandbTracker:
     """One W&B run per seed of a job, all opened from this process (``reinit="create_new"``).
 
+    ``tracker=wandb`` (``conf/tracker/wandb.yaml``) sets ``project``, ``entity``, ``mode`` and
+    ``quiet`` (true: W&B prints nothing of its own per run; false: its usual lines);
+    :class:`~initsweep.track.base.TrackedJob` says where the job writes and what it logs.
+
     Logs every record of ``metrics.jsonl`` at its own step and with its own keys; the step-0
     diagnostics of ``init.json`` under ``init/``; per-layer histograms (:mod:`initsweep.track.keys`)
     when ``histograms`` says they are due; and, at the end, the job's summary and the seed's
     finals as a ``wandb.Table`` (``finals``; W&B's table panel joins the rows of the runs shown).
-    ``metrics`` are the metric keys the job logs, whose summaries :func:`define_metrics` sets.
+    The job's ``metrics`` are the keys whose summaries :func:`define_metrics` sets.
     """
 
     def __init__(
         self,
-        output_dir: str | Path,
-        seeds: Sequence[int],
+        job: TrackedJob,
         *,
-        config: dict,
-        layout: RunLayout,
-        metrics: Sequence[str] = (),
         project: str = "initsweep",
         entity: str | None = None,
-        mode: str = "offline",
-        tags: Sequence[str] = (),
-        histograms: Histogrammer | None = None,
+        mode: WandbMode = WandbMode.offline,
+        quiet: bool = True,
     ) -> None:
         if mode not in MODES:
             raise invalid("tracker.wandb.mode", mode, f"use one of {', '.join(MODES)}")
         import wandb  # imported here: a job without tracker=wandb never pays for it
 
         self._wandb = wandb
-        self.histograms = histograms
+        self.histograms = job.histograms
         self.runs: dict[int, object] = {}
         self._step: dict[int, int] = {}  # each run's last step: the finals go there
-        self.dir = Path(output_dir)
+        self.dir = Path(job.output_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         settings = wandb.Settings(
             console="off",  # several runs share this process's stdout: keep it out of them
             x_disable_stats=True,  # one system-metrics sampler per seed would cost CPU, not tell
-            quiet=True,  # one line of our own instead of a banner per seed
+            # W&B's own 3 lines per run (offline, where, `wandb leet`) say what our one line
+            # below says once for all the seeds; W&B's errors reach us as exceptions
+            silent=quiet,
+            quiet=True,
         )
+        layout = job.layout
         # the runs table filters and groups by any of these, besides the job's whole config
         keys = {"study": layout.study, "arm": layout.arm, "varying": layout.varying}
+        mode = str(mode)
         try:
-            for seed in seeds:
+            for seed in job.seeds:
                 self.runs[seed] = run = wandb.init(
                     project=project,
                     entity=entity,
@@ -91,14 +97,14 @@ class WandbTracker:
                     group=layout.group,
                     job_type=layout.study,
                     name=layout.name(seed),
-                    tags=[fit(t, MAX_TAG) for t in tags],
-                    config={**config, **keys, "seed": seed},
+                    tags=[fit(t, MAX_TAG) for t in job.tags],
+                    config={**job.config, **keys, "seed": seed},
                     id=run_id(self.dir, seed),
                     resume="allow",
                     reinit="create_new",
                     settings=settings,
                 )
-                define_metrics(run, metrics)
+                define_metrics(run, job.metrics)
         except Exception as e:  # e.g. online without `wandb login`: say so in one line
             self.finish("failed")
             first = first_line(e)
