@@ -1,7 +1,7 @@
 """Initialization library: weight schemes, bias rules, per-layer rules, LSUV."""
 
 # importing the scheme modules registers them
-from initsweep.init import bias, lsuv, structured, variance, weights  # noqa: F401
+from initsweep.init import bias, lsuv, mup, structured, variance, weights  # noqa: F401
 from initsweep.init.apply import initialize
 from initsweep.init.bias import BiasContext
 from initsweep.init.fans import activation_gain

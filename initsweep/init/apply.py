@@ -6,7 +6,8 @@ normalisation layers to weight 1, bias 0; (1) the default scheme on every weight
 (2) biases (:mod:`.bias`): hidden ones by ``bias.hidden``, the output layer's by
 ``bias.output``, recurrent ones counted once, the LSTM forget gate; (3) ``init.rules`` in order,
 matched by parameter name pattern and/or module type; (4) LSUV's data pass over the weights that
-got ``lsuv``. What the model must say of itself (activation, output layer) is
+got ``lsuv``. Under ``init=mup`` (:mod:`.mup`) the biases of step (2) are drawn at their base
+width, as its weights are. What the model must say of itself (activation, output layer) is
 :class:`.InitModel`; what it does not say is found (:func:`.model_facts`).
 
 Every draw uses its own ``torch.Generator`` seeded from (seed, parameter name), so changing one
@@ -33,6 +34,7 @@ from initsweep.init.gain import resolve_gain
 from initsweep.init.generators import param_generator
 from initsweep.init.lsuv import lsuv_rescale
 from initsweep.init.model import ModelFacts, model_facts
+from initsweep.init.mup import HOW_TO_DECLARE, rescale_biases
 from initsweep.init.registry import (
     COMMON_INIT_KEYS,
     context_params,
@@ -119,8 +121,13 @@ def initialize(
     # loaded weights (a pretrained torchvision body) keep their values; only explicit rules touch them
     pretrained = facts.pretrained
     assignment: dict[str, dict[str, Any]] = {name: {"scheme": "pretrained"} for name in pretrained}
+    if "mup" in (scheme, *(r.get("scheme") for r in init.get("rules") or [])):
+        if facts.widths is None:  # never the base scheme in μP's name
+            raise ConfigError(f"init=mup needs the model's width: {HOW_TO_DECLARE}")
     params = dict(model.named_parameters())
     where = sites(model)
+    for name, site in where.items() if facts.widths is not None else ():
+        site.context["mu"] = facts.widths.get(name)  # μP: the parameter against its base shape
 
     # 0. normalisation layers: scale 1, shift 0 (a model's own init does not leak in)
     for name, site in where.items():
@@ -142,8 +149,10 @@ def initialize(
                 continue
             assignment[name] = {"scheme": scheme, **used, **why, "scale": scale}
 
-    # 2. biases
+    # 2. biases (under μP, those drawn at ±1/√fan_in are drawn at their base fan)
     apply_biases(model, bias, ctx, seed, assignment, facts.output_layer)
+    if scheme == "mup":
+        rescale_biases(params, facts.widths, assignment)
 
     # 3. per-layer rules, in order, on top of the defaults
     for i, rule in enumerate(init.get("rules") or []):

@@ -23,7 +23,8 @@ class InitModel(Protocol):
     the step-0 diagnostics (the loss at init is read off the output layer's bias; dead and
     saturated units are counted for ``activation``). A model may also name
     ``pretrained_params``, parameters loaded from a checkpoint, which only explicit
-    ``init.rules`` touch. initsweep's own models (``initsweep.models``) carry all three; any other
+    ``init.rules`` touch, and ``width_key``, the constructor key that sets its width (what
+    ``init=mup`` and the coordinate check vary). initsweep's own models (``initsweep.models``) carry all three; any other
     ``nn.Module`` works too: its facts can be declared (the model yaml's ``output_layer`` and
     ``activation`` keys) or found (:func:`model_facts`).
     """
@@ -39,6 +40,8 @@ class ModelFacts:
     activation: str = "linear"
     output_layer: str | None = None
     pretrained: frozenset[str] = frozenset()
+    # μP: every parameter against its base shape (initsweep.init.mup.width_facts); None: not asked
+    widths: dict | None = None
 
 
 def model_facts(

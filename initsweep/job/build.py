@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -22,6 +23,8 @@ from initsweep.data.checks import check_bundle
 from initsweep.errors import ConfigError, first_line, invalid, unknown_key
 from initsweep.files import unwritable
 from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, param_generator
+from initsweep.init.mup import width_facts
+from initsweep.init.mup_lr import multipliers as mup_multipliers
 from initsweep.job.spec import JobSpec
 from initsweep.targets import check_node, find_targets, hydra_refusal
 from initsweep.track import FilesTracker, Trackers
@@ -149,7 +152,7 @@ def build_data(spec: JobSpec) -> tuple[DataBundle, str]:
 
 # keys of a model's yaml that tell initsweep about the model (see initsweep.init.InitModel);
 # the model's class gets them too only if its constructor takes them
-DECLARED_KEYS = ("output_layer", "activation")
+DECLARED_KEYS = ("output_layer", "activation", "width_key")
 # what the job offers every model's constructor: the data's input shape and the output units
 SIZE_KEYS = ("input_shape", "out_features")
 
@@ -209,6 +212,11 @@ def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, li
             check_memory(model, len(spec.seeds), resolve_device(spec.trainer.device))
             check_outputs(model, sample, units, bundle.task, loss)
             facts = model_facts(model, declared, sample)
+            if spec.init["name"] == "mup":  # μP: every parameter against its base shape
+                key = declared.get("width_key") or getattr(model, "width_key", None)
+                made = functools.partial(make_model, **sizes)
+                widths = width_facts(made, key, spec.init["base_width"], facts.output_layer)
+                facts = dataclasses.replace(facts, widths=widths)
         # x_train: data-dependent schemes (LSUV) calibrate on a batch of it
         assignments.append(
             initialize(model, spec.init, spec.bias, ctx, seed, bundle.x_train, facts=facts)
@@ -266,6 +274,15 @@ def check_memory(model: torch.nn.Module, copies: int, device: torch.device) -> N
             )
 
 
+def optimizer_scales(spec: JobSpec, facts: ModelFacts | None, make_optimizer) -> dict | None:
+    """``init=mup``: each parameter's multipliers of the optimizer's numbers, by name (μP's
+    per-layer learning rates, :mod:`initsweep.init.mup_lr`); any other scheme: None."""
+    if spec.init["name"] != "mup" or facts is None or facts.widths is None:
+        return None
+    cls = getattr(make_optimizer, "func", make_optimizer)
+    return mup_multipliers(facts.widths, cls, spec.init.get("output_mult", 1.0))
+
+
 def build_population(
     spec: JobSpec,
     models: list,
@@ -274,14 +291,18 @@ def build_population(
     strategy: str | None = None,
     sample: Tensor | None = None,
     shards: int | None = None,
+    facts: ModelFacts | None = None,
 ) -> Population:
     """The seeds' copies on ``device``: one stacked population where the model allows it
     (``sample``, a couple of inputs on ``device``, tries a stacked forward), split into
-    ``shards`` blocks on the CPU (``None``: ``trainer.shards``, else one per thread)."""
+    ``shards`` blocks on the CPU (``None``: ``trainer.shards``, else one per thread); ``facts``
+    (the models' widths) give μP's per-parameter learning rates under ``init=mup``."""
     t = spec.trainer
+    make_optimizer = build(spec.optimizer, "optimizer", spec.targets)
+    scales = optimizer_scales(spec, facts, make_optimizer)
     return make_population(
         [m.to(device) for m in models],
-        build(spec.optimizer, "optimizer", spec.targets),
+        make_optimizer,
         loss_fn(loss, t.huber_delta),
         dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in spec.seeds],
         strategy=str(strategy or t.strategy),
@@ -289,6 +310,7 @@ def build_population(
         compile=t.compile,
         sample=sample,
         shards=shards or t.shards,
+        scales=[scales] * len(models),
     )
 
 

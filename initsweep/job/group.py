@@ -32,6 +32,7 @@ from initsweep.job.build import (
     check_writable,
     loop_config,
     make_trackers,
+    optimizer_scales,
     resolve_device,
     set_determinism,
 )
@@ -271,9 +272,13 @@ def _train_together(specs: list[JobSpec]) -> list[float | BaseException]:
     volatile = [f"jobs.{j}.{v}" for j, spec in enumerate(jobs) for v in spec.volatile]
     ckpt = previous_checkpoint(where, config, volatile)
     recorded = (ckpt or {}).get("layout", {}).get("shards")
+    makers = [build(spec.optimizer, "optimizer", spec.targets) for spec in jobs]
+    scales = [  # μP jobs: per-parameter multipliers of their optimizer's numbers
+        optimizer_scales(spec, built[k][2], make) for spec, k, make in zip(jobs, live, makers)
+    ]
     pop = make_population(
         [m.to(device) for k in live for m in built[k][0]],
-        [build(spec.optimizer, "optimizer", spec.targets) for spec in jobs for _ in spec.seeds],
+        [make for spec, make in zip(jobs, makers) for _ in spec.seeds],
         loss_fn(loss, t.huber_delta),
         dropout_seeds=[param_generator(c.seed, "dropout").initial_seed() for c in copies],
         strategy=str(t.strategy),
@@ -281,6 +286,7 @@ def _train_together(specs: list[JobSpec]) -> list[float | BaseException]:
         compile=t.compile,
         sample=bundle.x_train[:2].to(device),
         shards=t.shards or recorded,
+        scales=[sc for spec, sc in zip(jobs, scales) for _ in spec.seeds],
     )
     layout = {"shards": pop.n_shards, "threads": torch.get_num_threads()}
     loop_cfg = loop_config(first, loss)

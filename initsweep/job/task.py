@@ -67,6 +67,7 @@ def _train(spec: JobSpec, device) -> float:
         device,
         sample=bundle.x_train[:2].to(device),
         shards=t.shards or recorded,
+        facts=facts,
     )
     layout = {"shards": pop.n_shards, "threads": torch.get_num_threads()}
     loop_cfg = loop_config(spec, loss)

@@ -41,6 +41,7 @@ class MLP(nn.Module):
     """
 
     output_layer = "out"
+    width_key = "hidden"  # what init=mup and the coordinate check scale (every entry of the list)
 
     def __init__(
         self,
