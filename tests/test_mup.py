@@ -49,7 +49,7 @@ def mup_model(width: int, base: str, params: dict, output_mult: float = 1.0) -> 
     model = MuMLP(width, output_mult)
     mup.set_base_shapes(model, MuMLP(BASE), delta=MuMLP(2 * BASE))
     if base != "pytorch_default":
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.dim() >= 2:
                 getattr(mup.init, base + "_")(p, **params)
     return model
@@ -206,3 +206,61 @@ def test_training_follows_mup_step_for_step(mu_cls, cls, kw, stacked):
         opt.step()
         for name, value in effective(theirs).items():
             assert torch.allclose(stack[name][0].detach(), value, rtol=1e-9, atol=1e-12), name
+
+
+# --- through the job: both populations, and what is refused -----------------------------------
+
+
+def _final_losses(out) -> list[float]:
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    return [s["metrics"]["train/loss"] for s in summary["seeds"]]
+
+
+def test_a_mup_job_trains_the_same_stacked_and_sequential(make_cfg, tmp_path):
+    from initsweep.job import job_spec, run_job
+
+    finals = {}
+    for strategy in ("vectorized", "sequential"):
+        out = tmp_path / strategy
+        cfg = make_cfg(
+            "init=mup", "model.hidden=[128,128]", "optimizer=adam", "optimizer.lr=0.01",
+            "trainer.epochs=1", "trainer.shards=1", f"trainer.strategy={strategy}",
+            output_dir=out,
+        )  # fmt: skip
+        run_job(job_spec(cfg))
+        finals[strategy] = _final_losses(out)
+    assert finals["vectorized"] == pytest.approx(finals["sequential"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "overrides, says",
+    [
+        (["model=lstm", "dataset=adding"], "init=mup needs the model's width: declare which "
+         "constructor key sets the model's width: model.width_key"),
+        (["+model.output_layer=body.1"], "init=mup: out.weight maps a width (fan-in 64) to a "
+         "fixed size (10) but is not the readout (model.output_layer='body.1')"),
+        (["init.base=lsuv"], "init.base='lsuv' has no std formula"),
+        (["init.base_params={sd: 0.02}", "init.base=normal"], "init.base_params={'sd': 0.02} is "
+         "invalid: normal takes ['gain', 'mean', 'std']"),
+        (["init.base_width=0"], "init.base_width=0 is invalid: must be an integer >= 1"),
+        (["+model.width_key=depth", "model=deep_mlp"], "init=mup: model.depth changes which "
+         "parameters the model has"),
+        (["+model.width_key=widht", "model=deep_mlp"], "model.width_key='widht' is not a key of "
+         "the model's constructor"),
+    ],
+)  # fmt: skip
+def test_what_mup_cannot_parametrise_is_refused_in_one_line(make_cfg, overrides, says):
+    from initsweep.job import job_spec, run_job
+
+    with pytest.raises(ConfigError) as err:
+        run_job(job_spec(make_cfg("init=mup", "trainer.epochs=1", *overrides)))
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_optimizer_without_mup_learning_rates_is_refused():
+    from initsweep.init.mup_lr import kind_of
+
+    with pytest.raises(ConfigError, match="optimizer 'LBFGS' has no μP learning rates; use one"):
+        kind_of(torch.optim.LBFGS)

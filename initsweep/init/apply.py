@@ -34,7 +34,7 @@ from initsweep.init.gain import resolve_gain
 from initsweep.init.generators import param_generator
 from initsweep.init.lsuv import lsuv_rescale
 from initsweep.init.model import ModelFacts, model_facts
-from initsweep.init.mup import HOW_TO_DECLARE, rescale_biases
+from initsweep.init.mup import HOW_TO_DECLARE, check_settings, rescale_biases
 from initsweep.init.registry import (
     COMMON_INIT_KEYS,
     context_params,
@@ -121,6 +121,8 @@ def initialize(
     # loaded weights (a pretrained torchvision body) keep their values; only explicit rules touch them
     pretrained = facts.pretrained
     assignment: dict[str, dict[str, Any]] = {name: {"scheme": "pretrained"} for name in pretrained}
+    if scheme == "mup":
+        check_settings(init)
     if "mup" in (scheme, *(r.get("scheme") for r in init.get("rules") or [])):
         if facts.widths is None:  # never the base scheme in μP's name
             raise ConfigError(f"init=mup needs the model's width: {HOW_TO_DECLARE}")

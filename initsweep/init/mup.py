@@ -224,6 +224,16 @@ def _base_kwargs(base: str, base_params: dict | None, groups: int, hidden_size) 
     return {**with_defaults(base, given), **{k: v for k, v in context.items() if v is not None}}
 
 
+def check_settings(init: dict) -> None:
+    """``init=mup``'s own keys, before anything is drawn: the base scheme, its parameters (it
+    must state a std) and the output multiplier."""
+    base, output_mult = init.get("base", "pytorch_default"), init.get("output_mult", 1.0)
+    params = _base_kwargs(base, init.get("base_params"), 1, None)
+    _std(base, (2, 2), params)
+    if not (isinstance(output_mult, (int, float)) and output_mult > 0):
+        raise invalid("init.output_mult", output_mult, "must be a number > 0")
+
+
 @register_scheme(moments=_moments)
 def mup_(
     tensor: Tensor,
@@ -250,8 +260,7 @@ def mup_(
     without one); a tensor alone is at its base shape: the base scheme. The learning rates are
     :mod:`initsweep.init.mup_lr`'s.
     """
-    if not (isinstance(output_mult, (int, float)) and output_mult > 0):
-        raise invalid("init.output_mult", output_mult, "must be a number > 0")
+    check_settings({"base": base, "base_params": base_params, "output_mult": output_mult})
     params = _base_kwargs(base, base_params, groups, hidden_size)
     call = {k: v for k, v in params.items() if k not in ("groups", "hidden_size")}
     scheme = get_scheme(base)
