@@ -29,6 +29,7 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 DATASETS = [
     *(f"initsweep.data.embedded.{n}" for n in ("digits", "breast_cancer", "wine", "iris")),
     *(f"initsweep.data.embedded.{n}" for n in ("diabetes", "synthetic", "adding")),
+    *(f"initsweep.data.text.{n}" for n in ("pydoc_chars", "copy_task")),
     *(f"initsweep.data.vision.{n}" for n in ("mnist", "fashion_mnist", "cifar10", "cifar100")),
     "initsweep.data.files.load",
     "initsweep.data.files.torch_dataset",
@@ -40,6 +41,7 @@ DATASETS = [
 MODELS = [  # the factories and the classes they return (Hydra checks both)
     *(f"initsweep.models.{n}" for n in ("MLP", "DeepMLP", "CNN", "LSTMNet", "TorchvisionNet")),
     *(f"initsweep.models.{n}" for n in ("resnet18", "efficientnet_b0", "efficientnet_b1")),
+    *(f"initsweep.models.{n}" for n in ("GPT", "ResidualMLP", "ResNet")),
 ]
 TARGETS = [*DATASETS, *MODELS, "torch.optim.*", "torch.nn.*", "torchvision.models.*"]
 # what Hydra itself builds from config besides its plugins (the launchers and sweepers, which

@@ -227,7 +227,8 @@ def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, li
 
 @torch.no_grad()
 def check_outputs(model: nn.Module, sample: Tensor, units: int, task: str, loss: str) -> None:
-    """The model maps ``[N, *input_shape]`` to ``[N, units]``; else one line saying what to set."""
+    """The model maps ``[N, *input_shape]`` to ``[N, units]`` (tokens: ``[N, T, units]``); else
+    one line saying what to set."""
     try:
         out = model.eval()(sample)
     except Exception as e:  # the user's forward: say what it was given
@@ -237,11 +238,14 @@ def check_outputs(model: nn.Module, sample: Tensor, units: int, task: str, loss:
         ) from None
     finally:
         model.train()
-    if not isinstance(out, Tensor) or out.shape != (len(sample), units):
+    # a token task scores every position: [N, T, units]
+    want = (len(sample), *sample.shape[1:2], units) if task == "tokens" else (len(sample), units)
+    if not isinstance(out, Tensor) or out.shape != want:
         got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        need = "[N, T, " if task == "tokens" else "[N, "
         raise ConfigError(
             f"model: {type(model).__name__} returns {got} for {len(sample)} inputs; a {task} "
-            f"task with loss {loss} needs [N, {units}] (set the model's output size)"
+            f"task with loss {loss} needs {need}{units}] (set the model's output size)"
         )
 
 
