@@ -189,9 +189,12 @@ def _accepted(fn) -> Callable[[str], bool]:
     return names.__contains__
 
 
-def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, list, ModelFacts]:
+def build_models(
+    spec: JobSpec, bundle: DataBundle, loss: str, base_width: int | None = None
+) -> tuple[list, list, ModelFacts]:
     """One initialised model per seed (drawn on the CPU), each one's init assignment, and what
-    the models are (activation, output layer: declared in the yaml, or found on the first)."""
+    the models are (activation, output layer: declared in the yaml, or found on the first; their
+    parameters against their base shapes under ``init=mup``, or against ``base_width``)."""
     make_model, declared = model_factory(spec.model, spec.targets)
     units = output_units(bundle.num_outputs, loss)
     takes = _accepted(make_model.func)
@@ -213,9 +216,11 @@ def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, li
             check_outputs(model, sample, units, bundle.task, loss)
             facts = model_facts(model, declared, sample)
             if spec.init["name"] == "mup":  # μP: every parameter against its base shape
+                base_width = spec.init["base_width"]
+            if base_width is not None:
                 key = declared.get("width_key") or getattr(model, "width_key", None)
                 made = functools.partial(make_model, **sizes)
-                widths = width_facts(made, key, spec.init["base_width"], facts.output_layer)
+                widths = width_facts(made, key, base_width, facts.output_layer)
                 facts = dataclasses.replace(facts, widths=widths)
         # x_train: data-dependent schemes (LSUV) calibrate on a batch of it
         assignments.append(

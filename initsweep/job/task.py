@@ -166,7 +166,12 @@ def how_it_ran(pop, layout: dict, bundle) -> dict:
 
 def probe_job(spec: JobSpec) -> float:
     """Initialise one model per seed, write ``init.json``, print the per-layer table, train
-    nothing; return the mean excess of the loss at init over its expected value."""
+    nothing; return the mean excess of the loss at init over its expected value. With
+    ``coord_check=on``: the coordinate check over widths instead (:mod:`initsweep.job.coord`)."""
+    if spec.config.get("coord_check"):
+        from initsweep.job.coord import coord_check_job
+
+        return coord_check_job(spec)
     device = resolve_device(spec.trainer.device)
     bundle, loss = build_data(spec)
     models, assignments, facts = build_models(spec, bundle, loss)
