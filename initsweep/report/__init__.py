@@ -22,6 +22,7 @@ from initsweep.report import (
     finals,
     init_histograms,
     init_loss,
+    mup,
     search,
     signal,
     table,
@@ -41,6 +42,7 @@ SECTIONS = [
     signal.section,  # pre-activation std by depth, all schemes
     finals.section,  # final metrics: seeds as points
     compare.section,  # is the difference real? effects, intervals, verdicts
+    mup.section,  # μP: the coordinate check over widths, learning-rate transfer across widths
     trials.section,  # a search's trials across seeds: objective vs each searched key, per seed
     search.section,  # the Optuna study's trials and plots, when the sweep is a search
 ]
