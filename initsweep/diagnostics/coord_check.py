@@ -20,7 +20,6 @@ import statistics
 from collections.abc import Iterable
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from initsweep.init.mup import MuParam
@@ -48,7 +47,9 @@ class RMSRecorder:
         self.step = 0
         self.tags = tags
         modules = dict(model.named_modules())
-        self.handles = [modules[n].register_forward_hook(self._hook(n, t)) for n, t in types.items()]
+        self.handles = [
+            modules[n].register_forward_hook(self._hook(n, t)) for n, t in types.items()
+        ]
 
     def _hook(self, name: str, kind: str):
         def hook(_module, _inputs, output) -> None:  # returns None: the output is kept
@@ -142,4 +143,3 @@ def _mean_sd(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:+.2f}"
     return f"{statistics.fmean(values):+.2f}±{statistics.stdev(values):.2f}"
-

@@ -93,6 +93,12 @@ def _role(name: str, module: nn.Module, p: MuParam, output_layer: str) -> str:
     if p.ninf == 2:
         return "hidden"
     if name == f"{output_layer}.weight":
+        if isinstance(module, nn.Embedding):
+            raise ConfigError(
+                f"init=mup: the readout {output_layer!r} is an input embedding too (a tied head); "
+                "μP scales the two differently and initsweep folds the readout's multiplier into "
+                "its weight: untie them (model.tied=false)"
+            )
         return "output"
     if p.base[1] is not None and not isinstance(module, nn.Embedding):
         raise ConfigError(

@@ -39,8 +39,10 @@ def settings(spec: JobSpec) -> tuple[list[int], int]:
         if key not in KEYS:
             raise unknown_key(f"coord_check.{key}", node[key], KEYS)
     widths, steps = node.get("widths"), node.get("steps")
-    ok = isinstance(widths, list) and len(widths) >= 2 and all(
-        isinstance(w, int) and w >= 1 for w in widths
+    ok = (
+        isinstance(widths, list)
+        and len(widths) >= 2
+        and all(isinstance(w, int) and w >= 1 for w in widths)
     )
     if not ok:
         raise invalid("coord_check.widths", widths, "give at least two integer widths, e.g. "
@@ -69,7 +71,9 @@ def coord_check_job(spec: JobSpec) -> float:
         raise ConfigError(f"coord_check varies the model's width: {HOW_TO_DECLARE}")
     current = make_model.keywords.get(key)
     order = batch_order(len(bundle.y_train), spec.trainer.data_seed, 1)
-    batches = list(itertools.islice(epoch_batches(bundle, order, spec.trainer.batch_size), steps + 1))
+    batches = list(
+        itertools.islice(epoch_batches(bundle, order, spec.trainer.batch_size), steps + 1)
+    )
     batches = [(x.to(device), y.to(device)) for x, y in batches]
     rows = []
     for width in widths:

@@ -95,10 +95,14 @@ class GPT(nn.Module):
     head is ``wte`` itself (``tied``, nanoGPT's weight tying: logits = h·wteᵀ, no bias) or a
     Linear ``head`` (without a bias, as nanoGPT's ``lm_head``, unless ``head_bias``: then
     ``bias=prior`` starts it at the unigram distribution). ``scale_embedding`` multiplies token embeddings by √width (Vaswani et al.
-    2017 §3.4; fairseq's default, which T-Fixup's reference code runs with).
+    2017 §3.4; fairseq's default, which T-Fixup's reference code runs with). ``head_dim`` fixes
+    the size of a head (then ``heads`` = width / head_dim): widening adds heads, and the
+    attention's 1/√head_dim stays a constant, as μP asks of it (Yang et al. 2022 use 1/d_head
+    where the head size grows instead).
     """
 
     activation = "gelu"
+    width_key = "width"  # what init=mup and the coordinate check scale
 
     def __init__(
         self,
@@ -116,6 +120,7 @@ class GPT(nn.Module):
         branch_gain: bool = False,
         scale_embedding: bool = False,
         head_bias: bool = False,
+        head_dim: int | None = None,
     ) -> None:
         super().__init__()
         if len(input_shape) != 1:
@@ -136,6 +141,10 @@ class GPT(nn.Module):
                 raise invalid(f"model.{key}", value, "must be an integer >= 1")
         if tied and head_bias:
             raise invalid("model.head_bias", head_bias, "needs model.tied=false (wte has no bias)")
+        if head_dim is not None:  # μP's width scaling: more heads of a fixed size
+            if not (isinstance(head_dim, int) and head_dim >= 1 and width % head_dim == 0):
+                raise invalid("model.head_dim", head_dim, f"must divide model.width={width}")
+            heads = width // head_dim
         if width % heads:
             raise invalid("model.heads", heads, f"must divide model.width={width}")
         self.activation = activation

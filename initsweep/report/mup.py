@@ -49,7 +49,7 @@ def _panel(ax, data: dict, kind: str) -> None:
         color = cmap(step / max(1, steps))
         widths = data["widths"]
         per_seed = {}
-        for (t, s, w, st), v in means.items():
+        for (t, _seed, w, st), v in means.items():
             if t == kind and st == step:
                 per_seed.setdefault(w, []).append(v)
         ys = [statistics.fmean(per_seed[w]) for w in widths if w in per_seed]
@@ -141,10 +141,16 @@ def coord_section(study, out: Path, options) -> Section | None:
     html = (
         "".join(f"<p>{line}</p>" for line in lines)
         + (render_table(header, rows, "html") if rows else "")
-        + figure_html(png, out, "each layer type's output RMS against width, one line per step "
-                      "(mean over seeds; dots: seeds)")  # fmt: skip
-        + note_html(f"Slopes of log RMS in log width, per seed, at the last step; intervals at "
-                    f"{level:.0%}; flat: inside ±{FLAT}.")  # fmt: skip
+        + figure_html(
+            png,
+            out,
+            "each layer type's output RMS against width, one line per step "
+            "(mean over seeds; dots: seeds)",
+        )  # fmt: skip
+        + note_html(
+            f"Slopes of log RMS in log width, per seed, at the last step; intervals at "
+            f"{level:.0%}; flat: inside ±{FLAT}."
+        )  # fmt: skip
     )
     return Section("Coordinate check (μP)", html, [png], text=text)
 
