@@ -218,6 +218,7 @@ def _final_losses(out) -> list[float]:
     return [s["metrics"]["train/loss"] for s in summary["seeds"]]
 
 
+@pytest.mark.slow
 def test_a_mup_job_trains_the_same_stacked_and_sequential(make_cfg, tmp_path):
     from initsweep.job import job_spec, run_job
 
@@ -264,3 +265,26 @@ def test_an_optimizer_without_mup_learning_rates_is_refused():
 
     with pytest.raises(ConfigError, match="optimizer 'LBFGS' has no μP learning rates; use one"):
         kind_of(torch.optim.LBFGS)
+
+
+@pytest.mark.slow
+def test_sp_and_mup_jobs_trained_as_one_population_match_each_alone(make_cfg, tmp_path):
+    # one stack of both arms' copies, each copy with its own per-parameter learning rates
+    from initsweep.job import job_spec, run_job
+    from initsweep.job.group import group_jobs, run_group
+
+    common = ["model.hidden=[128,128]", "optimizer=adam", "optimizer.lr=0.01", "seeds=[0,1]",
+              "trainer.epochs=1", "trainer.shards=1", "trainer.strategy=vectorized"]  # fmt: skip
+
+    def specs(where: str):
+        return [job_spec(make_cfg(*common, f"init={init}", output_dir=tmp_path / where / init))
+                for init in ("pytorch_default", "mup")]  # fmt: skip
+
+    together = specs("together")
+    assert group_jobs(together) == [[0, 1]]
+    run_group(together)
+    for spec in specs("alone"):
+        run_job(spec)
+    for init in ("pytorch_default", "mup"):
+        alone = _final_losses(tmp_path / "alone" / init)
+        assert _final_losses(tmp_path / "together" / init) == pytest.approx(alone, rel=1e-4)
