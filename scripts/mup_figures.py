@@ -48,7 +48,14 @@ def section_text(report_text: str, first: str) -> str:
     """The check's lines of the report's terminal text: from its heading to the next blank."""
     lines = report_text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(first))
-    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    end = next(
+        (
+            i
+            for i in range(start, len(lines))
+            if not lines[i].strip() or lines[i].startswith("report: ")
+        ),
+        len(lines),
+    )
     return "\n".join(lines[start:end])
 
 
