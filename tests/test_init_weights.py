@@ -403,6 +403,10 @@ def test_every_scheme_and_the_diagnostics_handle_a_zero_width_layer(scheme):
     model, x = _ZeroWidth(), torch.randn(8, 4)
     bias = {"hidden": "default", "output": "mean"}
     ctx = BiasContext("regression", targets=torch.arange(4.0))
+    if scheme == "mup":  # μP builds the model at its base width: a bare module is refused
+        with pytest.raises(ConfigError, match="init=mup needs the model's width: declare"):
+            initialize(model, {"name": scheme}, bias, ctx, 0, x)
+        return
     assignment = initialize(model, {"name": scheme}, bias, ctx, 0, x)
     assert torch.equal(model(x), torch.full((8, 1), 1.5))  # the mean bias, nothing else
     rows = layer_report(model, x, torch.zeros(8), "mse", 1.0, assignment)
