@@ -61,10 +61,12 @@ def section_text(report_text: str, first: str) -> str:
 
 def make(check: str, sweep: Path | None) -> None:
     args, figure, first = CHECKS[check]
-    took = None
     if sweep is None:
         sweep = Path(tempfile.mkdtemp(prefix=f"mup-{check}-"))
         took = run_sweep(args, sweep)
+    else:  # from the sweep's own files: its config written first, each job's files last
+        files = [p.stat().st_mtime for p in sweep.glob("*/*.json")]
+        took = max(files) - (sweep / "multirun.yaml").stat().st_mtime if files else None
     report = subprocess.run(
         [str(BIN / "initsweep-report"), str(sweep)], cwd=REPO, check=True, capture_output=True,
         text=True,
