@@ -14,8 +14,8 @@ from torch import nn
 from initsweep.errors import ConfigError
 from initsweep.init import BiasContext, initialize, list_schemes, model_facts
 from initsweep.init.model import find_output_layer
-from initsweep.init.mup import width_facts
 from initsweep.init.sites import sites
+from initsweep.init.widths import width_facts
 
 CTX = BiasContext("regression", targets=torch.linspace(1.0, 5.0, 64))
 

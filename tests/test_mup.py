@@ -21,8 +21,8 @@ mup = pytest.importorskip("mup")
 
 from initsweep.errors import ConfigError  # noqa: E402
 from initsweep.init import BiasContext, initialize, model_facts, theoretical_moments  # noqa: E402
-from initsweep.init.mup import width_facts  # noqa: E402
 from initsweep.init.mup_lr import multipliers  # noqa: E402
+from initsweep.init.widths import width_facts  # noqa: E402
 from initsweep.models import MLP  # noqa: E402
 from initsweep.train.optim import build_optimizer, build_stacked_optimizer  # noqa: E402
 

@@ -8,7 +8,7 @@ the standard one (SP) with Adam the output logits grow with width from the first
 Here the size is the RMS, :math:`\sqrt{\operatorname{mean}(h^2)}` over all coordinates of a
 layer's output on the step's training batch, recorded in the forward pass of steps
 :math:`0 \dots k` (step 0 is at init, before any update). A layer's *type* is its weight's role
-against width (:class:`~initsweep.init.mup.MuParam`): ``input`` (fan-out alone is a width: the
+against width (:class:`~initsweep.init.widths.MuParam`): ``input`` (fan-out alone is a width: the
 first layer, embeddings), ``hidden`` (both), ``output`` (the readout: its outputs are the
 logits). Growth with width is the slope of :math:`\log \mathrm{RMS}` against
 :math:`\log \mathrm{width}` (least squares, per seed and step).
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 import numpy as np
 from torch import Tensor, nn
 
-from initsweep.init.mup import MuParam
+from initsweep.init.widths import MuParam
 from initsweep.render import render_table
 
 TYPES = ("input", "hidden", "output")  # in the order a table shows them

@@ -34,7 +34,7 @@ from initsweep.init.gain import resolve_gain
 from initsweep.init.generators import param_generator
 from initsweep.init.lsuv import lsuv_rescale
 from initsweep.init.model import ModelFacts, model_facts
-from initsweep.init.mup import HOW_TO_DECLARE, check_settings, rescale_biases
+from initsweep.init.mup import check_settings, rescale_biases
 from initsweep.init.registry import (
     COMMON_INIT_KEYS,
     context_params,
@@ -43,6 +43,7 @@ from initsweep.init.registry import (
     with_defaults,
 )
 from initsweep.init.sites import Site, sites
+from initsweep.init.widths import HOW_TO_DECLARE
 
 
 def _check_positive(key: str, value: float | None) -> None:

@@ -1,7 +1,7 @@
 r"""μP's per-parameter learning rates: ``mup.MuAdam`` / ``mup.MuSGD``, with the readout folded.
 
 Yang et al. 2022 (TP V), Table 3; the numbers are those of Microsoft's ``mup`` package
-(``mup/optim.py``), by each parameter's width dimensions (:class:`~initsweep.init.mup.MuParam`,
+(``mup/optim.py``), by each parameter's width dimensions (:class:`~initsweep.init.widths.MuParam`,
 :math:`m` its width multiplier, :math:`m_{in}`, :math:`m_{out}` a matrix's fan-in and fan-out
 ones):
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 
 from initsweep.errors import ConfigError
-from initsweep.init.mup import MuParam
+from initsweep.init.widths import MuParam
 
 # "Adam-like" optimizers normalise the gradient entrywise (mup/optim.py's docstring)
 ADAM_LIKE = tuple(

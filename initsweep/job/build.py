@@ -23,8 +23,8 @@ from initsweep.data.checks import check_bundle
 from initsweep.errors import ConfigError, first_line, invalid, unknown_key
 from initsweep.files import unwritable
 from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, param_generator
-from initsweep.init.mup import width_facts
 from initsweep.init.mup_lr import multipliers as mup_multipliers
+from initsweep.init.widths import width_facts
 from initsweep.job.spec import JobSpec
 from initsweep.targets import check_node, find_targets, hydra_refusal
 from initsweep.track import FilesTracker, Trackers

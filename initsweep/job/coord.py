@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from initsweep.diagnostics.coord_check import format_coord_check, layer_types, record, summarize
 from initsweep.errors import ConfigError, invalid, unknown_key
 from initsweep.files import write_json_atomic
-from initsweep.init.mup import HOW_TO_DECLARE
+from initsweep.init.widths import HOW_TO_DECLARE
 from initsweep.job.build import (
     build_data,
     build_models,
