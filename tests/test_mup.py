@@ -288,3 +288,32 @@ def test_sp_and_mup_jobs_trained_as_one_population_match_each_alone(make_cfg, tm
     for init in ("pytorch_default", "mup"):
         alone = _final_losses(tmp_path / "alone" / init)
         assert _final_losses(tmp_path / "together" / init) == pytest.approx(alone, rel=1e-4)
+
+
+@pytest.mark.parametrize("per_copy", [False, True], ids=["one-optimizer", "per-copy"])
+@pytest.mark.parametrize("strategy", ["sequential", "vectorized"])
+def test_mup_learning_rates_round_trip_through_a_checkpoint(tmp_path, strategy, per_copy):
+    # μP's param groups (and per-copy numbers) survive state_dict -> weights-only file -> load
+    from initsweep.train.metrics import loss_fn
+    from initsweep.train.population import make_population
+
+    widths = initsweep_model(128, "pytorch_default", {})[1]
+    scales = multipliers(widths, torch.optim.Adam)
+
+    def population(seed: int):
+        torch.manual_seed(seed)
+        models = [MLP((IN,), OUT, hidden=[128, 128]) for _ in range(2)]
+        lrs = [0.01, 0.03] if per_copy else [0.01, 0.01]
+        makers = [functools.partial(torch.optim.Adam, lr=lr) for lr in lrs]
+        return make_population(models, makers, loss_fn("cross_entropy"), [1, 2],
+                               strategy=strategy, scales=[scales, scales])  # fmt: skip
+
+    x, y = torch.randn(32, IN), torch.randint(0, OUT, (32,))
+    a = population(0)
+    for _ in range(3):
+        a.train_step(x, y)
+    torch.save(a.state_dict(), tmp_path / "pop.pt")
+    b = population(1)
+    b.load_state_dict(torch.load(tmp_path / "pop.pt", weights_only=True))
+    for _ in range(3):
+        torch.testing.assert_close(a.train_step(x, y), b.train_step(x, y), rtol=0, atol=0)

@@ -243,10 +243,9 @@ class VectorizedPopulation:
                 shard.engine.load_copy(j, state["models"][a + j])
             shard.drop.set_state([r.cpu() for r in state["rng"][a:b]])
             shard.frozen.clear()
+            # the param groups keep the numbers this shard was built with (the checkpoint's
+            # config is this job's): each shard's own per-copy and per-parameter learning rates
             sd = shard.optimizer.state_dict()
-            sd["param_groups"][0].update(
-                {k: v for k, v in opt["param_groups"][0].items() if k != "params"}
-            )
             sd["state"] = {
                 # clones: each shard owns its state (a shared ``step`` would count twice)
                 k: {
