@@ -2,7 +2,8 @@
 
 Works on any ``nn.Module``; what a parameter is follows from the module that owns it
 (:mod:`.sites`: fans, stacked gates and q/k/v, groups, normalisation layers). Order: (0)
-normalisation layers to weight 1, bias 0; (1) the default scheme on every weight (≥ 2 dims);
+normalisation layers to weight 1, bias 0; (1) the default scheme on every weight (≥ 2 dims),
+then a residual scheme's plan by each layer's role in a residual branch (:mod:`.residual`);
 (2) biases (:mod:`.bias`): hidden ones by ``bias.hidden``, the output layer's by
 ``bias.output``, recurrent ones counted once, the LSTM forget gate; (3) ``init.rules`` in order,
 matched by parameter name pattern and/or module type; (4) LSUV's data pass over the weights that
@@ -37,9 +38,11 @@ from initsweep.init.registry import (
     COMMON_INIT_KEYS,
     context_params,
     get_scheme,
+    residual_plan,
     scheme_params,
     with_defaults,
 )
+from initsweep.init.residual import Placement
 from initsweep.init.sites import Site, sites
 
 
@@ -142,6 +145,11 @@ def initialize(
                 continue
             assignment[name] = {"scheme": scheme, **used, **why, "scale": scale}
 
+    # 1b. a residual scheme's plan: by each layer's role in the model's residual branches
+    plan = residual_plan(scheme)
+    for p in plan(model, facts, kwargs) if plan is not None else ():
+        _place(model, p, where, params, scheme, scale, seed, assignment)
+
     # 2. biases
     apply_biases(model, bias, ctx, seed, assignment, facts.output_layer)
 
@@ -162,6 +170,21 @@ def initialize(
         device = next(model.parameters()).device
         lsuv_rescale(model, x_train[idx].to(device), targets, assignment)
     return [{"param": k, **v} for k, v in assignment.items()]
+
+
+def _place(model, p: Placement, where, params, scheme: str, scale: float, seed: int, assignment):
+    """Carry out one placement of a residual plan; ``init.scale`` multiplies weights only."""
+    why = {"residual": p.why}
+    if p.scheme is None:  # a skip scale (DeepNorm's alpha): a float the forward reads
+        model.get_submodule(p.target).skip_scale = p.factor
+        assignment[f"{p.target}.skip_scale"] = {"scheme": scheme, "skip_scale": p.factor, **why}
+        return
+    if assignment.get(p.target, {}).get("scheme") == "pretrained":
+        return
+    factor = p.factor * scale if where[p.target].kind == "weight" else p.factor
+    kwargs = with_defaults(p.scheme, p.kwargs)
+    used = _draw(params[p.target], where[p.target], p.scheme, kwargs, factor, seed, "init")
+    assignment[p.target] = {"scheme": p.scheme, **used, "scale": factor, **why}
 
 
 RULE_KEYS = ("pattern", "module", "scheme", "params")

@@ -99,6 +99,7 @@ class GPT(nn.Module):
     """
 
     activation = "gelu"
+    token_embedding = "wte"  # T-Fixup scales it by depth; wpe (positions) is not
 
     def __init__(
         self,
