@@ -33,7 +33,7 @@ from initsweep.init.bias import BiasContext, apply_biases
 from initsweep.init.gain import resolve_gain
 from initsweep.init.generators import param_generator
 from initsweep.init.lsuv import lsuv_rescale
-from initsweep.init.model import ModelFacts, model_facts
+from initsweep.init.model import LEAKY_SLOPE, ModelFacts, model_facts
 from initsweep.init.registry import (
     COMMON_INIT_KEYS,
     context_params,
@@ -54,7 +54,7 @@ def _check_positive(key: str, value: float | None) -> None:
 
 
 def _scheme_call(
-    scheme: str, params: dict[str, Any], activation: str, key: str
+    scheme: str, params: dict[str, Any], activation: str, key: str, slope: float = LEAKY_SLOPE
 ) -> tuple[dict, dict]:
     """The scheme's keyword arguments, every default filled in and the gain resolved, and what
     the assignment records besides them (``gain_source``: why that gain)."""
@@ -65,7 +65,7 @@ def _scheme_call(
             f"{key}: scheme {scheme!r} takes no parameter {sorted(unknown)}; it takes {sorted(accepted)}"
         )
     kwargs = {k: v for k, v in params.items() if k in accepted and v is not None}
-    gain = resolve_gain(scheme, params, activation, f"{key}.gain")
+    gain = resolve_gain(scheme, params, activation, f"{key}.gain", slope)
     if gain is None:
         return with_defaults(scheme, kwargs), {}
     kwargs["gain"] = gain[0]
@@ -118,7 +118,7 @@ def initialize(
     if facts is None:
         facts = model_facts(model, sample=None if x_train is None else x_train[:2])
     activation = facts.activation
-    kwargs, why = _scheme_call(scheme, init, activation, "init")
+    kwargs, why = _scheme_call(scheme, init, activation, "init", facts.negative_slope)
     # loaded weights (a pretrained torchvision body) keep their values; only explicit rules touch them
     pretrained = facts.pretrained
     assignment: dict[str, dict[str, Any]] = {name: {"scheme": "pretrained"} for name in pretrained}
@@ -155,7 +155,7 @@ def initialize(
 
     # 3. per-layer rules, in order, on top of the defaults
     for i, rule in enumerate(init.get("rules") or []):
-        _apply_rule(params, where, dict(rule), i, activation, seed, assignment)
+        _apply_rule(params, where, dict(rule), i, facts, seed, assignment)
     for name, error in refused.items():
         if name not in assignment:
             raise ConfigError(f"{error}; an init.rules entry can give it another scheme")
@@ -190,7 +190,7 @@ def _place(model, p: Placement, where, params, scheme: str, scale: float, seed: 
 RULE_KEYS = ("pattern", "module", "scheme", "params")
 
 
-def _apply_rule(params, where, rule: dict, i: int, activation: str, seed: int, assignment):
+def _apply_rule(params, where, rule: dict, i: int, facts: ModelFacts, seed: int, assignment):
     """``init.rules[i]``: ``scheme`` (with ``params``) on the parameters whose name matches
     ``pattern`` (fnmatch) and whose module is a ``module`` (a class name, e.g. ``Conv2d``,
     matching subclasses). A rule without a pattern takes the module's weights (≥ 2 dims)."""
@@ -206,7 +206,9 @@ def _apply_rule(params, where, rule: dict, i: int, activation: str, seed: int, a
     rule_params = dict(rule.get("params") or {})
     scale = rule_params.pop("scale", 1.0)
     _check_positive(f"{key}.params.scale", scale)
-    kwargs, why = _scheme_call(scheme, rule_params, activation, f"{key}.params")
+    kwargs, why = _scheme_call(
+        scheme, rule_params, facts.activation, f"{key}.params", facts.negative_slope
+    )
     pattern, module = rule.get("pattern"), rule.get("module")
     matched = [
         n

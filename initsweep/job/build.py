@@ -22,6 +22,7 @@ from initsweep.data.checks import check_bundle
 from initsweep.errors import ConfigError, first_line, invalid, unknown_key
 from initsweep.files import unwritable
 from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, param_generator
+from initsweep.init.gain import default_gain_note
 from initsweep.job.spec import JobSpec
 from initsweep.targets import check_node, find_targets, hydra_refusal
 from initsweep.track import FilesTracker, Trackers
@@ -209,6 +210,9 @@ def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, li
             check_memory(model, len(spec.seeds), resolve_device(spec.trainer.device))
             check_outputs(model, sample, units, bundle.task, loss)
             facts = model_facts(model, declared, sample)
+            note = default_gain_note(spec.init["name"], dict(spec.init), facts.activation)
+            if note:  # He's √2 on a linear or tanh model: once per job
+                log.warning(note)
         # x_train: data-dependent schemes (LSUV) calibrate on a batch of it
         assignments.append(
             initialize(model, spec.init, spec.bias, ctx, seed, bundle.x_train, facts=facts)
