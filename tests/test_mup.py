@@ -10,6 +10,7 @@ compared with ``mup``'s *effective* readout weight α·W'/m; every other paramet
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -62,7 +63,7 @@ def initsweep_model(width: int, base: str, params: dict, output_mult: float = 1.
     facts = model_facts(model, {"activation": "relu"})
     init = {"name": "mup", "base_width": BASE, "base": base, "base_params": params,
             "output_mult": output_mult}  # fmt: skip
-    facts = type(facts)(facts.activation, "out", facts.pretrained, widths)
+    facts = dataclasses.replace(facts, output_layer="out", widths=widths)
     bias = {"hidden": "default", "output": "pytorch_default"}
     assignment = initialize(model, init, bias, BiasContext("multiclass"), seed, facts=facts)
     return model, widths, {a["param"]: a for a in assignment}

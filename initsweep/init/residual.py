@@ -110,3 +110,38 @@ def branches(model: nn.Module, scheme: str) -> list[ResidualBranch]:
 def depth(found: Sequence[ResidualBranch]) -> int:
     """The number of residual blocks N (distinct ``block`` indices)."""
     return len({b.block for b in found})
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What a residual scheme's plan does to one parameter after the scheme's own draw.
+
+    ``target`` is a parameter (redrawn with the registered ``scheme`` and ``kwargs``, times
+    ``factor``: the same generator as its first draw, so a factor alone rescales that draw), or,
+    with ``scheme`` None, a module whose ``skip_scale`` becomes ``factor``. ``why`` is what
+    ``init.json`` records next to it.
+    """
+
+    target: str
+    scheme: str | None
+    kwargs: dict
+    factor: float
+    why: str
+
+
+def weight(layer: str) -> str:
+    return f"{layer}.weight"
+
+
+def gains(found: Sequence[ResidualBranch], scheme: str, model: nn.Module, value: float, why: str):
+    """Placements setting every branch gain to ``value``; a branch without one is refused in one
+    line saying how to declare it (a scheme whose whole point is the gain: SkipInit, ReZero)."""
+    missing = [b for b in found if b.gain is None]
+    if missing:
+        raise ConfigError(
+            f"init.name={scheme!r} needs a scalar gain on every residual branch: "
+            f"{type(model).__name__} declares none on {len(missing)} of {len(found)} (build it "
+            "with model.branch_gain=true, or declare ResidualBranch.gain)"
+        )
+    names = dict.fromkeys(b.gain for b in found)  # a gain shared by two branches is set once
+    return [Placement(g, "constant", {"value": value}, 1.0, why) for g in names]

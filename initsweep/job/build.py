@@ -23,6 +23,7 @@ from initsweep.data.checks import check_bundle
 from initsweep.errors import ConfigError, first_line, invalid, unknown_key
 from initsweep.files import unwritable
 from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, param_generator
+from initsweep.init.gain import default_gain_note
 from initsweep.init.mup_lr import multipliers as mup_multipliers
 from initsweep.init.widths import width_facts
 from initsweep.job.spec import JobSpec
@@ -222,6 +223,9 @@ def build_models(
                 made = functools.partial(make_model, **sizes)
                 widths = width_facts(made, key, base_width, facts.output_layer)
                 facts = dataclasses.replace(facts, widths=widths)
+            note = default_gain_note(spec.init["name"], dict(spec.init), facts.activation)
+            if note:  # He's √2 on a linear or tanh model: once per job
+                log.warning(note)
         # x_train: data-dependent schemes (LSUV) calibrate on a batch of it
         assignments.append(
             initialize(model, spec.init, spec.bias, ctx, seed, bundle.x_train, facts=facts)

@@ -15,6 +15,7 @@ ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
     "selu": nn.SELU,
     "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,  # slope 0.01 (nn.LeakyReLU's): init.gain=act takes it
     "linear": nn.Identity,
 }
 

@@ -103,6 +103,7 @@ class GPT(nn.Module):
 
     activation = "gelu"
     width_key = "width"  # what init=mup and the coordinate check scale
+    token_embedding = "wte"  # T-Fixup scales it by depth; wpe (positions) is not
 
     def __init__(
         self,
