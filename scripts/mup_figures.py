@@ -6,7 +6,7 @@ hydra/launcher=joblib``), then ``initsweep-report`` on it, copies the check's fi
 ``docs/assets/tutorials/mup/`` and writes ``docs/_generated/tutorial-mup-<check>.md``: the
 report's verdict lines and how long the sweep took, which ``docs/tutorials/mup.md`` includes.
 
-    python scripts/mup_figures.py                              # both (transfer: ~40 min on 2 cores)
+    python scripts/mup_figures.py                              # both (transfer: ~1 h on 2 cores)
     python scripts/mup_figures.py --only coord
     python scripts/mup_figures.py --only transfer --sweep DIR  # report an existing sweep dir
 

@@ -60,7 +60,7 @@ def test_the_verdict_says_moves_or_transfers_by_the_reports_comparison(tmp_path)
     section = transfer_section(study, tmp_path, Options())
     sp, mup = (line for line in section.text.splitlines()[1:])
     assert sp.startswith("init=sp: best optimizer.lr 0.008 at 64, 0.001 at 512 (-3 grid steps)")
-    assert sp.endswith("0.001, 0.002 is clearly better than 0.008: the optimum moves")
+    assert sp.endswith("0.001, 0.002 are clearly better than 0.008: the optimum moves")
     assert mup.startswith("init=mup: best optimizer.lr 0.008 at 64, 0.004 at 512 (-1 grid steps)")
     assert mup.endswith("no optimizer.lr beyond one grid step is clearly better: it transfers")
     assert (tmp_path / "mup_transfer.png").exists()
@@ -69,7 +69,7 @@ def test_the_verdict_says_moves_or_transfers_by_the_reports_comparison(tmp_path)
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("INITSWEEP_PUBLISHED_CHECKS") != "1",
-    reason="28 jobs x 3 seeds of a 512-wide GPT: about 40 min on 2 cores; "
+    reason="28 jobs x 3 seeds of a 512-wide GPT: about an hour on 2 busy cores; "
     "INITSWEEP_PUBLISHED_CHECKS=1 runs it",
 )
 def test_published_check_2_the_best_lr_transfers_under_mup_and_moves_under_sp(tmp_path):

@@ -115,7 +115,8 @@ def _verdict(name, by_lr, best, small, wide, grid, options, objective) -> str:
             f"({shift:+d} grid steps)")  # fmt: skip
     if far:
         lrs = ", ".join(f"{lr:g}" for lr in sorted(far))
-        return f"{head}; at {wide}, {lrs} is clearly better than {star:g}: the optimum moves"
+        verb = "is" if len(far) == 1 else "are"
+        return f"{head}; at {wide}, {lrs} {verb} clearly better than {star:g}: the optimum moves"
     if abs(shift) <= 1:
         return f"{head}; at {wide}, no {LR} beyond one grid step is clearly better: it transfers"
     return f"{head}; no clear evidence either way at {wide} (more seeds would tell)"
