@@ -244,6 +244,8 @@ def test_a_mup_job_trains_the_same_stacked_and_sequential(make_cfg, tmp_path):
         (["+model.output_layer=body.1"], "init=mup: out.weight maps a width (fan-in 64) to a "
          "fixed size (10) but is not the readout (model.output_layer='body.1')"),
         (["init.base=lsuv"], "init.base='lsuv' has no std formula"),
+        (["model=gpt", "dataset=pydoc_chars", "dataset.limit=64"], "init=mup: the readout 'wte' "
+         "is an input embedding too (a tied head)"),
         (["init.base_params={sd: 0.02}", "init.base=normal"], "init.base_params={'sd': 0.02} is "
          "invalid: normal takes ['gain', 'mean', 'std']"),
         (["init.base_width=0"], "init.base_width=0 is invalid: must be an integer >= 1"),
