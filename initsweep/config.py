@@ -112,6 +112,12 @@ TrackerConfig = make_dataclass(
 
 
 @dataclass
+class CoordCheckConfig:
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024])
+    steps: int = 5  # training steps on the data order's first batches (step 0: init)
+
+
+@dataclass
 class JobConfig:
     """The composed ``train.yaml``: each top-level key, its type and what it means
     (:mod:`initsweep.schema`). The groups' own schemas type the nodes under them."""
@@ -133,6 +139,8 @@ class JobConfig:
     # the launcher's (a job may resume on another cluster or locally)
     resources: Any = key(None, volatile=True)
     search: Optional[SearchConfig] = key(None, per_job=True, arm=False)  # noqa: UP045
+    # initsweep-probe coord_check=on: widths and steps of the coordinate check (initsweep.job.coord)
+    coord_check: Optional[CoordCheckConfig] = None  # noqa: UP045
 
 
 # --- the key lists, derived from the meanings above (see initsweep.schema)

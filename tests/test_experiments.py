@@ -25,7 +25,9 @@ STUDIES = [
     "orthogonal_gain",
     "lstm_forget_bias",
 ]
-PRESETS = STUDIES + [f"{s}_twin" for s in STUDIES]
+# published checks that run on embedded data already: no twin (the coordinate check is a probe)
+CHECKS = {"mup_coord_check": "initsweep-probe", "mup_transfer": "initsweep-train"}
+PRESETS = STUDIES + [f"{s}_twin" for s in STUDIES] + list(CHECKS)
 
 
 def _compose(*overrides: str):
@@ -47,7 +49,7 @@ def test_every_study_has_an_embedded_twin_and_nothing_else_is_there():
 def test_preset_is_global_names_its_study_and_shows_its_command(name):
     text = (CONF_DIR / "experiment" / f"{name}.yaml").read_text()
     assert text.startswith("# @package _global_\n")
-    assert f"initsweep-train -m experiment={name}" in text
+    assert f"{CHECKS.get(name, 'initsweep-train')} -m experiment={name}" in text
     cfg = _compose(f"experiment={name}")
     assert cfg.name == name
     assert cfg.hydra.sweeper.params, "a preset sweeps: -m experiment=<name> runs the study"

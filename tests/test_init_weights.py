@@ -18,6 +18,7 @@ from initsweep.init.bias import BiasContext
 from initsweep.init.registry import (
     gain_reference,
     get_scheme,
+    needs_branches,
     register_scheme,
     scheme_params,
     with_defaults,
@@ -27,6 +28,8 @@ from initsweep.models import MLP
 
 SHAPES = [(200, 300), (64, 32, 3, 3)]  # a dense weight; a conv weight for conv-only schemes
 STATISTICAL = [s for s in list_schemes() if theoretical_moments(s, (4, 4), {}) is not None]
+# schemes for any model; the others need its residual branches (tests/test_residual_schemes.py)
+ANY_MODEL = [s for s in list_schemes() if not needs_branches(s)]
 
 
 def draw(scheme: str, shape: tuple[int, ...], seed: int = 0, **params) -> torch.Tensor:
@@ -237,15 +240,23 @@ def test_every_scheme_is_a_config_option_that_initializes_the_default_model(make
 
     bundle = None
     for scheme in list_schemes():
-        cfg = make_cfg(f"init={scheme}", "seeds=[0]")
+        # a residual scheme initialises a residual net (with gains, for SkipInit and ReZero)
+        residual = ("model=residual_mlp", "model.depth=2", "model.branch_gain=true")
+        cfg = make_cfg(f"init={scheme}", "seeds=[0]", *residual if needs_branches(scheme) else ())
         assert cfg.init.name == scheme  # conf/init/<scheme>.yaml exists and extends its schema
         bundle = bundle or build(cfg.dataset)
+        if scheme == "deepnorm":  # its skip scale needs a transformer block: a one-line refusal
+            with pytest.raises(ConfigError, match="declares no skip"):
+                build_models(job_spec(cfg), bundle, "cross_entropy")
+            continue
         if scheme == "delta_orthogonal":  # conv-only: the MLP's dense weights are refused
             with pytest.raises(ConfigError, match="needs a conv weight"):
                 build_models(job_spec(cfg), bundle, "cross_entropy")
             continue
         (model,), (assignment,), _ = build_models(job_spec(cfg), bundle, "cross_entropy")
-        assert {a["scheme"] for a in assignment if a["param"].endswith("weight")} == {scheme}
+        # every weight has the scheme, or its residual plan's rule for the layer's role
+        weights = [a for a in assignment if a["param"].endswith("weight")]
+        assert all(a["scheme"] == scheme or "residual" in a for a in weights)
 
 
 # --- default gains: init.gain=null is the reference's gain, not the model activation's ----------
@@ -396,13 +407,17 @@ class _ZeroWidth(torch.nn.Module):
 
 
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op")
-@pytest.mark.parametrize("scheme", list_schemes())
+@pytest.mark.parametrize("scheme", ANY_MODEL)
 def test_every_scheme_and_the_diagnostics_handle_a_zero_width_layer(scheme):
     from initsweep.diagnostics import layer_report
 
     model, x = _ZeroWidth(), torch.randn(8, 4)
     bias = {"hidden": "default", "output": "mean"}
     ctx = BiasContext("regression", targets=torch.arange(4.0))
+    if scheme == "mup":  # μP builds the model at its base width: a bare module is refused
+        with pytest.raises(ConfigError, match="init=mup needs the model's width: declare"):
+            initialize(model, {"name": scheme}, bias, ctx, 0, x)
+        return
     assignment = initialize(model, {"name": scheme}, bias, ctx, 0, x)
     assert torch.equal(model(x), torch.full((8, 1), 1.5))  # the mean bias, nothing else
     rows = layer_report(model, x, torch.zeros(8), "mse", 1.0, assignment)

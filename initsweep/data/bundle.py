@@ -12,13 +12,23 @@ from torch import Tensor
 if TYPE_CHECKING:
     from initsweep.data.stream import Samples
 
-TASKS = ("multiclass", "binary", "regression")
+TASKS = ("multiclass", "binary", "regression", "tokens")
+# a per-token target that is not scored (task tokens): F.cross_entropy's ignore_index
+IGNORE_INDEX = -100
+
+
+def scored(y: Tensor) -> Tensor:
+    """The class ids of ``y`` that count: all of them, or a token task's without IGNORE_INDEX."""
+    y = y.reshape(-1)
+    return y[y != IGNORE_INDEX]
 
 
 @dataclass
 class DataBundle:
     """Train/val inputs and targets, and task facts. Targets: class indices (multiclass), 0/1
-    floats (binary) or floats (regression), all of shape ``[N]``, always in memory. Inputs are
+    floats (binary) or floats (regression), all of shape ``[N]``; or (tokens) one class id per
+    position ``[N, T]``, :data:`IGNORE_INDEX` where a position is not scored (the copy task's
+    question half); always in memory. Inputs are
     one tensor ``[N, ...]``, or :class:`~initsweep.data.stream.Samples` read batch by batch
     when the data does not fit in memory."""
 
@@ -28,7 +38,7 @@ class DataBundle:
     y_train: Tensor
     x_val: Tensor | Samples
     y_val: Tensor
-    num_classes: int | None = None  # multiclass only
+    num_classes: int | None = None  # multiclass; tokens: the vocabulary
     class_names: list[str] | None = None  # for reports; binary: [negative, positive]
     x_test: Tensor | Samples | None = (
         None  # the held-out split (dataset.test_fraction): evaluated once
@@ -45,13 +55,14 @@ class DataBundle:
     @property
     def num_outputs(self) -> int:
         """Units of the output layer: C for softmax, 1 for a sigmoid or a regression head."""
-        return self.num_classes if self.task == "multiclass" else 1
+        return self.num_classes if self.task in ("multiclass", "tokens") else 1
 
     @property
     def class_prior(self) -> Tensor | None:
-        """Class frequencies of the training split ([C]), or the positive rate ([1]) for binary."""
-        if self.task == "multiclass":
-            counts = torch.bincount(self.y_train.long(), minlength=self.num_classes)
+        """Class frequencies of the training split ([C]; tokens: of the scored tokens), or the
+        positive rate ([1]) for binary."""
+        if self.task in ("multiclass", "tokens"):
+            counts = torch.bincount(scored(self.y_train.long()), minlength=self.num_classes)
             return counts.double() / counts.sum()
         if self.task == "binary":
             return self.y_train.double().mean().reshape(1)
@@ -87,7 +98,7 @@ class DataBundle:
             out[f"n_{split}"] = None if y is None else len(y)
             if split != "train" and y is not None and self.task != "regression":
                 out[f"{split}_class_counts"] = torch.bincount(
-                    y.long(), minlength=self.num_classes or 2
+                    scored(y.long()), minlength=self.num_classes or 2
                 ).tolist()
         return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from initsweep.data.bundle import DataBundle
+from initsweep.data.bundle import DataBundle, scored
 from initsweep.errors import ConfigError
 
 
@@ -15,7 +15,8 @@ def _first_bad(t: Tensor) -> int | None:
 
 
 def check_labels(name: str, task: str, y: Tensor, num_classes: int | None = None) -> None:
-    """Class targets a loss can use: ids in ``0..C-1`` (multiclass), 0/1 (binary).
+    """Class targets a loss can use: ids in ``0..C-1`` (multiclass; tokens, besides the
+    positions left unscored), 0/1 (binary).
 
     A binary task given three classes trains with a negative loss; a label outside ``0..C-1``
     fails deep in the loss, or not at all. Both are refused here, naming a sample.
@@ -37,6 +38,8 @@ def check_labels(name: str, task: str, y: Tensor, num_classes: int | None = None
                 "use dataset.task=multiclass, or dataset.one_vs_rest=<class>"
             )
         return
+    if task == "tokens":  # positions that are not scored hold IGNORE_INDEX
+        y = scored(y)
     bad = (y < 0) | (y >= num_classes) if num_classes else y < 0
     if bool(bad.any()):
         i = int(bad.nonzero()[0])

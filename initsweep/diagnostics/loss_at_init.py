@@ -46,7 +46,8 @@ def expected_loss(
     """Loss of predicting the output bias for every training sample."""
     b = output_bias(model, output_layer).double().cpu()
     y = bundle.y_train.cpu()
-    return float(loss_fn(loss, huber_delta)(b.expand(len(y), -1), y))
+    # one prediction per target: per sample, or per token ([N, T] targets: a uniform LM is ln V)
+    return float(loss_fn(loss, huber_delta)(b.expand(*y.shape, -1), y))
 
 
 def diagnostic_batch(bundle: DataBundle, data_seed: int, size: int = DIAG_BATCH):

@@ -1,7 +1,17 @@
 """Initialization library: weight schemes, bias rules, per-layer rules, LSUV."""
 
 # importing the scheme modules registers them
-from initsweep.init import bias, lsuv, structured, variance, weights  # noqa: F401
+from initsweep.init import (  # noqa: F401
+    bias,
+    deep_transformers,
+    lsuv,
+    mup,
+    residual_schemes,
+    structured,
+    variance,
+    weights,
+    zero,
+)
 from initsweep.init.apply import initialize
 from initsweep.init.bias import BiasContext
 from initsweep.init.fans import activation_gain
@@ -13,11 +23,14 @@ from initsweep.init.registry import (
     scheme_schema,
     theoretical_moments,
 )
+from initsweep.init.residual import ResidualBranch, ResidualModel
 
 __all__ = [
     "BiasContext",
     "InitModel",
     "ModelFacts",
+    "ResidualBranch",
+    "ResidualModel",
     "activation_gain",
     "initialize",
     "list_bias_rules",

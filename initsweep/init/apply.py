@@ -2,11 +2,13 @@
 
 Works on any ``nn.Module``; what a parameter is follows from the module that owns it
 (:mod:`.sites`: fans, stacked gates and q/k/v, groups, normalisation layers). Order: (0)
-normalisation layers to weight 1, bias 0; (1) the default scheme on every weight (≥ 2 dims);
+normalisation layers to weight 1, bias 0; (1) the default scheme on every weight (≥ 2 dims),
+then a residual scheme's plan by each layer's role in a residual branch (:mod:`.residual`);
 (2) biases (:mod:`.bias`): hidden ones by ``bias.hidden``, the output layer's by
 ``bias.output``, recurrent ones counted once, the LSTM forget gate; (3) ``init.rules`` in order,
 matched by parameter name pattern and/or module type; (4) LSUV's data pass over the weights that
-got ``lsuv``. What the model must say of itself (activation, output layer) is
+got ``lsuv``. Under ``init=mup`` (:mod:`.mup`) the biases of step (2) are drawn at their base
+width, as its weights are. What the model must say of itself (activation, output layer) is
 :class:`.InitModel`; what it does not say is found (:func:`.model_facts`).
 
 Every draw uses its own ``torch.Generator`` seeded from (seed, parameter name), so changing one
@@ -32,15 +34,19 @@ from initsweep.init.bias import BiasContext, apply_biases
 from initsweep.init.gain import resolve_gain
 from initsweep.init.generators import param_generator
 from initsweep.init.lsuv import lsuv_rescale
-from initsweep.init.model import ModelFacts, model_facts
+from initsweep.init.model import LEAKY_SLOPE, ModelFacts, model_facts
+from initsweep.init.mup import check_settings, rescale_biases
 from initsweep.init.registry import (
     COMMON_INIT_KEYS,
     context_params,
     get_scheme,
+    residual_plan,
     scheme_params,
     with_defaults,
 )
+from initsweep.init.residual import Placement
 from initsweep.init.sites import Site, sites
+from initsweep.init.widths import HOW_TO_DECLARE
 
 
 def _check_positive(key: str, value: float | None) -> None:
@@ -51,7 +57,7 @@ def _check_positive(key: str, value: float | None) -> None:
 
 
 def _scheme_call(
-    scheme: str, params: dict[str, Any], activation: str, key: str
+    scheme: str, params: dict[str, Any], activation: str, key: str, slope: float = LEAKY_SLOPE
 ) -> tuple[dict, dict]:
     """The scheme's keyword arguments, every default filled in and the gain resolved, and what
     the assignment records besides them (``gain_source``: why that gain)."""
@@ -62,7 +68,7 @@ def _scheme_call(
             f"{key}: scheme {scheme!r} takes no parameter {sorted(unknown)}; it takes {sorted(accepted)}"
         )
     kwargs = {k: v for k, v in params.items() if k in accepted and v is not None}
-    gain = resolve_gain(scheme, params, activation, f"{key}.gain")
+    gain = resolve_gain(scheme, params, activation, f"{key}.gain", slope)
     if gain is None:
         return with_defaults(scheme, kwargs), {}
     kwargs["gain"] = gain[0]
@@ -115,12 +121,19 @@ def initialize(
     if facts is None:
         facts = model_facts(model, sample=None if x_train is None else x_train[:2])
     activation = facts.activation
-    kwargs, why = _scheme_call(scheme, init, activation, "init")
+    kwargs, why = _scheme_call(scheme, init, activation, "init", facts.negative_slope)
     # loaded weights (a pretrained torchvision body) keep their values; only explicit rules touch them
     pretrained = facts.pretrained
     assignment: dict[str, dict[str, Any]] = {name: {"scheme": "pretrained"} for name in pretrained}
+    if scheme == "mup":
+        check_settings(init)
+    if "mup" in (scheme, *(r.get("scheme") for r in init.get("rules") or [])):
+        if facts.widths is None:  # never the base scheme in μP's name
+            raise ConfigError(f"init=mup needs the model's width: {HOW_TO_DECLARE}")
     params = dict(model.named_parameters())
     where = sites(model)
+    for name, site in where.items() if facts.widths is not None else ():
+        site.context["mu"] = facts.widths.get(name)  # μP: the parameter against its base shape
 
     # 0. normalisation layers: scale 1, shift 0 (a model's own init does not leak in)
     for name, site in where.items():
@@ -142,12 +155,19 @@ def initialize(
                 continue
             assignment[name] = {"scheme": scheme, **used, **why, "scale": scale}
 
-    # 2. biases
+    # 1b. a residual scheme's plan: by each layer's role in the model's residual branches
+    plan = residual_plan(scheme)
+    for p in plan(model, facts, kwargs) if plan is not None else ():
+        _place(model, p, where, params, scheme, scale, seed, assignment)
+
+    # 2. biases (under μP, those drawn at ±1/√fan_in are drawn at their base fan)
     apply_biases(model, bias, ctx, seed, assignment, facts.output_layer)
+    if scheme == "mup":
+        rescale_biases(params, facts.widths, assignment)
 
     # 3. per-layer rules, in order, on top of the defaults
     for i, rule in enumerate(init.get("rules") or []):
-        _apply_rule(params, where, dict(rule), i, activation, seed, assignment)
+        _apply_rule(params, where, dict(rule), i, facts, seed, assignment)
     for name, error in refused.items():
         if name not in assignment:
             raise ConfigError(f"{error}; an init.rules entry can give it another scheme")
@@ -164,10 +184,25 @@ def initialize(
     return [{"param": k, **v} for k, v in assignment.items()]
 
 
+def _place(model, p: Placement, where, params, scheme: str, scale: float, seed: int, assignment):
+    """Carry out one placement of a residual plan; ``init.scale`` multiplies weights only."""
+    why = {"residual": p.why}
+    if p.scheme is None:  # a skip scale (DeepNorm's alpha): a float the forward reads
+        model.get_submodule(p.target).skip_scale = p.factor
+        assignment[f"{p.target}.skip_scale"] = {"scheme": scheme, "skip_scale": p.factor, **why}
+        return
+    if assignment.get(p.target, {}).get("scheme") == "pretrained":
+        return
+    factor = p.factor * scale if where[p.target].kind == "weight" else p.factor
+    kwargs = with_defaults(p.scheme, p.kwargs)
+    used = _draw(params[p.target], where[p.target], p.scheme, kwargs, factor, seed, "init")
+    assignment[p.target] = {"scheme": p.scheme, **used, "scale": factor, **why}
+
+
 RULE_KEYS = ("pattern", "module", "scheme", "params")
 
 
-def _apply_rule(params, where, rule: dict, i: int, activation: str, seed: int, assignment):
+def _apply_rule(params, where, rule: dict, i: int, facts: ModelFacts, seed: int, assignment):
     """``init.rules[i]``: ``scheme`` (with ``params``) on the parameters whose name matches
     ``pattern`` (fnmatch) and whose module is a ``module`` (a class name, e.g. ``Conv2d``,
     matching subclasses). A rule without a pattern takes the module's weights (≥ 2 dims)."""
@@ -183,7 +218,9 @@ def _apply_rule(params, where, rule: dict, i: int, activation: str, seed: int, a
     rule_params = dict(rule.get("params") or {})
     scale = rule_params.pop("scale", 1.0)
     _check_positive(f"{key}.params.scale", scale)
-    kwargs, why = _scheme_call(scheme, rule_params, activation, f"{key}.params")
+    kwargs, why = _scheme_call(
+        scheme, rule_params, facts.activation, f"{key}.params", facts.negative_slope
+    )
     pattern, module = rule.get("pattern"), rule.get("module")
     matched = [
         n

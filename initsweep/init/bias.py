@@ -41,8 +41,9 @@ from initsweep.init.registry import get_bias_rule, register_bias_rule
 class BiasContext:
     """What a bias rule may look at: the task and statistics of the training split."""
 
-    task: str  # multiclass | binary | regression
-    class_prior: Tensor | None = None  # [C] class frequencies (multiclass) or [1] positive rate
+    task: str  # multiclass | binary | regression | tokens
+    # [C] class frequencies (multiclass; tokens: of the scored tokens) or [1] positive rate
+    class_prior: Tensor | None = None
     targets: Tensor | None = None  # regression targets of the training split
     loss: str = "auto"
     params: dict = field(default_factory=dict)  # the bias config's extra keys (value, ...)
@@ -81,7 +82,7 @@ def prior(bias: Tensor, ctx: BiasContext) -> Tensor:
     :math:`\ln C` (Lin et al. 2017, §3.3 for the sigmoid case). A class with zero training samples
     has no finite log prior: that is an error, not a silent floor.
     """
-    if ctx.task not in ("multiclass", "binary") or ctx.class_prior is None:
+    if ctx.task not in ("multiclass", "binary", "tokens") or ctx.class_prior is None:
         raise ConfigError(
             f"bias.output='prior' needs a classification task, got task={ctx.task!r}"
         )
@@ -91,7 +92,7 @@ def prior(bias: Tensor, ctx: BiasContext) -> Tensor:
             f"bias.output='prior': a class has no training samples (prior={p.tolist()}); "
             "log 0 is undefined, use bias.output=zeros or change the imbalance"
         )
-    b = torch.log(p) if ctx.task == "multiclass" else torch.log(p / (1 - p))
+    b = torch.log(p / (1 - p)) if ctx.task == "binary" else torch.log(p)
     return b.to(bias.dtype).reshape(bias.shape)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from initsweep.errors import ConfigError
 from initsweep.init.fans import activation_gain
+from initsweep.init.model import LEAKY_SLOPE
 from initsweep.init.registry import ACT, gain_reference, scheme_params
 
 _CLOSED_FORMS = {"1": 1.0, "√2": math.sqrt(2.0), "5/3": 5.0 / 3.0, "3/4": 0.75}
@@ -49,13 +50,19 @@ def _check(key: str, gain: Any) -> None:
 
 
 def resolve_gain(
-    scheme: str, params: dict[str, Any], activation: str, key: str = "init.gain"
+    scheme: str,
+    params: dict[str, Any],
+    activation: str,
+    key: str = "init.gain",
+    negative_slope: float = LEAKY_SLOPE,
 ) -> tuple[float, str] | None:
-    """``(gain, why)`` the scheme draws with for ``params['gain']``; None if it takes no gain
+    r"""``(gain, why)`` the scheme draws with for ``params['gain']``; None if it takes no gain
     (then a gain other than null is refused).
 
     ``why`` is what ``init.json`` and the probe table show: ``"1 (Glorot & Bengio 2010)"``,
     ``"√2 = relu's (He et al. 2015)"``, ``"√2 (act: relu)"``, ``"2.5 (given)"``.
+    ``negative_slope``: the model's leaky ReLU slope, which ``act`` takes (``calculate_gain``'s
+    :math:`\sqrt{2/(1+a^2)}`; the model's own slope, else 0.01, as ``nn.LeakyReLU``).
     """
     gain = params.get("gain")
     _check(key, gain)
@@ -67,10 +74,10 @@ def resolve_gain(
                 "multiplies any scheme's draw)"
             )
         return None
-    slope = params.get("negative_slope") or 0.0
     if gain == ACT:
-        g = activation_gain(activation, slope)
-        return g, f"{format_gain(g)} (act: {activation})"
+        g = activation_gain(activation, negative_slope)
+        slope = f", a={negative_slope:g}" if activation == "leaky_relu" else ""
+        return g, f"{format_gain(g)} (act: {activation}{slope})"
     if gain is not None:
         return float(gain), f"{format_gain(gain)} (given)"
     reference = gain_reference(scheme)
@@ -80,3 +87,32 @@ def resolve_gain(
         return reference(**defaults)
     g = float(accepted["gain"].default)
     return g, f"{format_gain(g)} ({reference})"
+
+
+def default_gain_note(scheme: str, params: dict[str, Any], activation: str) -> str | None:
+    """One line when He's default gain meets a model it was not derived for (None otherwise).
+
+    ``kaiming_*`` with ``init.gain=null`` and no ``init.nonlinearity`` draw with the rectifier's
+    √2, torch's default, on every activation: on a linear net each layer then multiplies the
+    signal's std by √2 (a depth-50 linear net ends 2^25 ≈ 3.4e7 times larger), on a tanh net it
+    is not tanh's 5/3 either. Not an error (it is the reference's default): a note in the log.
+    """
+    if activation not in ("linear", "tanh") or params.get("gain") is not None:
+        return None
+    if not callable(gain_reference(scheme)) or params.get("nonlinearity"):
+        return None
+    gain, why = gain_reference(scheme)(**{**_defaults(scheme), **_known(scheme, params)})
+    own = activation_gain(activation)
+    return (
+        f"init.name={scheme!r} draws with gain {why} on a {activation} model, whose own gain "
+        f"is {format_gain(own)}: each layer scales the signal's std by {gain / own:.3g} "
+        f"(init.gain=act or init.nonlinearity={activation} takes {format_gain(own)})"
+    )
+
+
+def _defaults(scheme: str) -> dict[str, Any]:
+    return {p: v.default for p, v in scheme_params(scheme).items() if p != "gain"}
+
+
+def _known(scheme: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {p: params[p] for p in _defaults(scheme) if params.get(p) is not None}

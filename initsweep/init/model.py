@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from initsweep.errors import ConfigError
 
 log = logging.getLogger("initsweep")
+LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default slope, and torch.nn.init.calculate_gain's
 
 
 @runtime_checkable
@@ -23,7 +24,8 @@ class InitModel(Protocol):
     the step-0 diagnostics (the loss at init is read off the output layer's bias; dead and
     saturated units are counted for ``activation``). A model may also name
     ``pretrained_params``, parameters loaded from a checkpoint, which only explicit
-    ``init.rules`` touch. initsweep's own models (``initsweep.models``) carry all three; any other
+    ``init.rules`` touch, and ``width_key``, the constructor key that sets its width (what
+    ``init=mup`` and the coordinate check vary). initsweep's own models (``initsweep.models``) carry all three; any other
     ``nn.Module`` works too: its facts can be declared (the model yaml's ``output_layer`` and
     ``activation`` keys) or found (:func:`model_facts`).
     """
@@ -39,6 +41,10 @@ class ModelFacts:
     activation: str = "linear"
     output_layer: str | None = None
     pretrained: frozenset[str] = frozenset()
+    # a leaky ReLU's slope a: the model's own, else nn.LeakyReLU's and calculate_gain's 0.01
+    negative_slope: float = LEAKY_SLOPE
+    # μP: every parameter against its base shape (initsweep.init.mup.width_facts); None: not asked
+    widths: dict | None = None
 
 
 def model_facts(
@@ -48,7 +54,8 @@ def model_facts(
     (:class:`InitModel`), else found.
 
     ``declared`` holds what the user said (``output_layer``, ``activation``). Without an
-    activation it is linear (``init.gain=act`` is 1), with a logged note. Without an output layer, one forward
+    activation it is linear (``init.gain=act`` is 1), with a logged note. A leaky ReLU's slope
+    is the model's own (:func:`_leaky_slope`). Without an output layer, one forward
     pass on ``sample`` (a couple of inputs) finds it: :func:`find_output_layer`.
     """
     declared = declared or {}
@@ -66,7 +73,17 @@ def model_facts(
     elif sample is not None:
         output = find_output_layer(model, sample)
     pretrained = frozenset(getattr(model, "pretrained_params", ()))
-    return ModelFacts(activation, output, pretrained)
+    slope = _leaky_slope(model, getattr(model, "activation", None))
+    return ModelFacts(activation, output, pretrained, slope)
+
+
+def _leaky_slope(model: nn.Module, activation) -> float:
+    """The slope of the model's leaky ReLU: its ``activation`` module's, else the one slope its
+    ``nn.LeakyReLU`` modules share, else 0.01 (``nn.LeakyReLU``'s default)."""
+    if isinstance(activation, nn.LeakyReLU):
+        return activation.negative_slope
+    slopes = {m.negative_slope for m in model.modules() if isinstance(m, nn.LeakyReLU)}
+    return slopes.pop() if len(slopes) == 1 else LEAKY_SLOPE
 
 
 # activation modules a model may hold as ``self.activation``, by calculate_gain's names

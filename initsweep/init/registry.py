@@ -40,6 +40,8 @@ _SCHEMES: dict[str, Callable[..., Any]] = {}  # name -> in-place init function
 _GAIN_SOURCE: dict[str, str | Callable[..., tuple[float, str]]] = {}
 _MOMENTS: dict[str, Callable[..., tuple[float, float]]] = {}  # name -> theoretical (mean, std)
 _FAMILY: dict[str, str | Callable[..., str]] = {}  # name -> shape of the entries' distribution
+# name -> (plan, whether the model must declare residual branches): initsweep.init.residual
+_RESIDUAL: dict[str, tuple[Callable[..., Any], bool]] = {}
 _CHOICES: dict[str, type[Choice]] = {}  # enum types of the schemes' Literal parameters, by name
 # kind (output | hidden) -> name -> bias rule
 _BIAS_RULES: dict[str, dict[str, Callable[..., Any]]] = {"output": {}, "hidden": {}}
@@ -70,11 +72,17 @@ def register_scheme(
     gain_source: str | Callable[..., tuple[float, str]] | None = None,
     moments: Callable[..., tuple[float, float]] | None = None,
     family: str | Callable[..., str] | None = None,
+    residual: Callable[..., Any] | None = None,
+    needs_branches: bool = True,
 ):
     """Register a weight scheme under its function name without the trailing ``_``.
 
     ``family`` is the shape of the entries' distribution for a report to draw over their
     histogram: one of :data:`FAMILIES`, or a function of the scheme's parameters returning one.
+    ``residual`` is a scheme's rule by a layer's role in a residual branch (Fixup, GPT-2, ...):
+    ``plan(model, facts, params) -> [Placement]``, run after the scheme has drawn every weight
+    (:mod:`initsweep.init.residual`); ``needs_branches``: the plan refuses a model that does not
+    declare its branches (False: it uses them where declared, as ZerO).
     """
 
     def deco(f: Callable) -> Callable:
@@ -89,6 +97,8 @@ def register_scheme(
             _MOMENTS[key] = moments
         if family is not None:
             _FAMILY[key] = family
+        if residual is not None:
+            _RESIDUAL[key] = (residual, needs_branches)
         return wrapped
 
     return deco if fn is None else deco(fn)
@@ -150,6 +160,16 @@ def get_bias_rule(name: str, kind: str = "output") -> Callable:
 def gain_reference(name: str) -> str | Callable[..., tuple[float, str]] | None:
     """Who defines the scheme's default gain (``gain_source``); None if it takes no gain."""
     return _GAIN_SOURCE.get(name)
+
+
+def residual_plan(name: str) -> Callable[..., Any] | None:
+    """The scheme's residual plan (``register_scheme(residual=...)``), or None."""
+    return _RESIDUAL.get(name, (None, False))[0]
+
+
+def needs_branches(name: str) -> bool:
+    """Does the scheme refuse a model that does not declare its residual branches?"""
+    return _RESIDUAL.get(name, (None, False))[1]
 
 
 def scheme_params(name: str) -> dict[str, inspect.Parameter]:

@@ -180,28 +180,41 @@ def lecun_normal_(
         return truncated_normal_std_(tensor, 0.0, gain / math.sqrt(fans(tensor)[0]), generator)
 
 
+StdConvention = Literal["after_truncation", "before_truncation"]
+
+
+def _truncated_moments(shape, mean, std, gain, std_is):
+    # before truncation: the std after the ±2σ cut is σ · 0.8796 (Keras TruncatedNormal)
+    after = std * (TRUNC_STD_2SIGMA if std_is == "before_truncation" else 1.0)
+    return gain * mean, gain * after
+
+
 @register_scheme(
-    gain_source="Keras TruncatedNormal",
-    moments=lambda shape, mean, std, gain: (gain * mean, gain * std),
-    family="truncated",
+    gain_source="Keras TruncatedNormal", moments=_truncated_moments, family="truncated"
 )
 def truncated_normal_(
     tensor: Tensor,
     mean: float = 0.0,
     std: float = 0.05,
     gain: float = 1.0,
+    std_is: StdConvention = "after_truncation",
     *,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    r"""Normal around ``mean`` truncated at ±2σ, with ``gain · std`` the std *after* truncation.
+    r"""Normal around ``mean`` cut at ±2σ; ``gain · std`` is the std *after* truncation by default.
 
-    The std-after-truncation correction is Keras ``VarianceScaling``'s (σ = std / 0.8796, cut at
-    ±2σ). Note Keras' own ``TruncatedNormal(stddev=0.05)`` (whose default std we keep) and torch's
-    ``trunc_normal_`` (absolute bounds, default ±2) both mean the std *before* truncation.
+    ``std_is=after_truncation`` (initsweep's default): σ = std / 0.8796, so the entries' std is
+    ``std`` — Keras ``VarianceScaling``'s correction (also timm ``variance_scaling_``), what
+    ``lecun_normal`` and ``variance_scaling`` use. ``std_is=before_truncation``: σ = std, Keras'
+    own ``TruncatedNormal(stddev=0.05)``, whose entries' std is 0.05 · 0.8796 = 0.044 (torch's
+    ``trunc_normal_(std=...)`` also means the std before its cut, at absolute bounds ±2). The
+    default std 0.05 is Keras'.
     """
     if not std > 0:
         raise ConfigError(f"init.std={std!r} is invalid: must be > 0")
     check_gain(gain)
+    if std_is == "before_truncation":
+        std = std * TRUNC_STD_2SIGMA  # the same cut at ±2σ, σ = std
     with torch.no_grad():
         return truncated_normal_std_(tensor, gain * mean, gain * std, generator)
 

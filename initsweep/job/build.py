@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
 import logging
 import os
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,6 +24,9 @@ from initsweep.data.checks import check_bundle
 from initsweep.errors import ConfigError, first_line, invalid, unknown_key
 from initsweep.files import unwritable
 from initsweep.init import BiasContext, ModelFacts, initialize, model_facts, param_generator
+from initsweep.init.gain import default_gain_note
+from initsweep.init.mup_lr import multipliers as mup_multipliers
+from initsweep.init.widths import width_facts
 from initsweep.job.spec import JobSpec
 from initsweep.targets import check_node, find_targets, hydra_refusal
 from initsweep.track import FilesTracker, Trackers
@@ -82,7 +87,21 @@ def with_definitions(targets: tuple[str, ...], named: tuple[str, ...]) -> tuple[
         except (ImportError, AttributeError, KeyError):  # Hydra's own error names what is missing
             continue
         defined.append(f"{obj.__module__}.{obj.__qualname__}")
+        made = _returns(obj)  # a factory's model (resnet18 → TorchvisionNet): Hydra checks it too
+        if made is not None:
+            defined.append(f"{made.__module__}.{made.__qualname__}")
     return tuple(dict.fromkeys([*targets, *defined]))
+
+
+def _returns(factory) -> type | None:
+    """The class a factory function's return annotation names, if any."""
+    if inspect.isclass(factory) or not callable(factory):
+        return None
+    try:
+        made = typing.get_type_hints(factory).get("return")
+    except Exception:  # an annotation that does not resolve: nothing to add
+        return None
+    return made if inspect.isclass(made) else None
 
 
 def check_arguments(made: functools.partial, key: str) -> None:
@@ -147,7 +166,7 @@ def build_data(spec: JobSpec) -> tuple[DataBundle, str]:
 
 # keys of a model's yaml that tell initsweep about the model (see initsweep.init.InitModel);
 # the model's class gets them too only if its constructor takes them
-DECLARED_KEYS = ("output_layer", "activation")
+DECLARED_KEYS = ("output_layer", "activation", "width_key")
 # what the job offers every model's constructor: the data's input shape and the output units
 SIZE_KEYS = ("input_shape", "out_features")
 
@@ -184,9 +203,12 @@ def _accepted(fn) -> Callable[[str], bool]:
     return names.__contains__
 
 
-def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, list, ModelFacts]:
+def build_models(
+    spec: JobSpec, bundle: DataBundle, loss: str, base_width: int | None = None
+) -> tuple[list, list, ModelFacts]:
     """One initialised model per seed (drawn on the CPU), each one's init assignment, and what
-    the models are (activation, output layer: declared in the yaml, or found on the first)."""
+    the models are (activation, output layer: declared in the yaml, or found on the first; their
+    parameters against their base shapes under ``init=mup``, or against ``base_width``)."""
     make_model, declared = model_factory(spec.model, spec.targets)
     units = output_units(bundle.num_outputs, loss)
     takes = _accepted(make_model.func)
@@ -207,6 +229,16 @@ def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, li
             check_memory(model, len(spec.seeds), resolve_device(spec.trainer.device))
             check_outputs(model, sample, units, bundle.task, loss)
             facts = model_facts(model, declared, sample)
+            if spec.init["name"] == "mup":  # μP: every parameter against its base shape
+                base_width = spec.init["base_width"]
+            if base_width is not None:
+                key = declared.get("width_key") or getattr(model, "width_key", None)
+                made = functools.partial(make_model, **sizes)
+                widths = width_facts(made, key, base_width, facts.output_layer)
+                facts = dataclasses.replace(facts, widths=widths)
+            note = default_gain_note(spec.init["name"], dict(spec.init), facts.activation)
+            if note:  # He's √2 on a linear or tanh model: once per job
+                log.warning(note)
         # x_train: data-dependent schemes (LSUV) calibrate on a batch of it
         assignments.append(
             initialize(model, spec.init, spec.bias, ctx, seed, bundle.x_train, facts=facts)
@@ -217,7 +249,8 @@ def build_models(spec: JobSpec, bundle: DataBundle, loss: str) -> tuple[list, li
 
 @torch.no_grad()
 def check_outputs(model: nn.Module, sample: Tensor, units: int, task: str, loss: str) -> None:
-    """The model maps ``[N, *input_shape]`` to ``[N, units]``; else one line saying what to set."""
+    """The model maps ``[N, *input_shape]`` to ``[N, units]`` (tokens: ``[N, T, units]``); else
+    one line saying what to set."""
     try:
         out = model.eval()(sample)
     except Exception as e:  # the user's forward: say what it was given
@@ -227,11 +260,14 @@ def check_outputs(model: nn.Module, sample: Tensor, units: int, task: str, loss:
         ) from None
     finally:
         model.train()
-    if not isinstance(out, Tensor) or out.shape != (len(sample), units):
+    # a token task scores every position: [N, T, units]
+    want = (len(sample), *sample.shape[1:2], units) if task == "tokens" else (len(sample), units)
+    if not isinstance(out, Tensor) or out.shape != want:
         got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        need = "[N, T, " if task == "tokens" else "[N, "
         raise ConfigError(
             f"model: {type(model).__name__} returns {got} for {len(sample)} inputs; a {task} "
-            f"task with loss {loss} needs [N, {units}] (set the model's output size)"
+            f"task with loss {loss} needs {need}{units}] (set the model's output size)"
         )
 
 
@@ -264,6 +300,15 @@ def check_memory(model: torch.nn.Module, copies: int, device: torch.device) -> N
             )
 
 
+def optimizer_scales(spec: JobSpec, facts: ModelFacts | None, make_optimizer) -> dict | None:
+    """``init=mup``: each parameter's multipliers of the optimizer's numbers, by name (μP's
+    per-layer learning rates, :mod:`initsweep.init.mup_lr`); any other scheme: None."""
+    if spec.init["name"] != "mup" or facts is None or facts.widths is None:
+        return None
+    cls = getattr(make_optimizer, "func", make_optimizer)
+    return mup_multipliers(facts.widths, cls, spec.init.get("output_mult", 1.0))
+
+
 def build_population(
     spec: JobSpec,
     models: list,
@@ -274,18 +319,25 @@ def build_population(
     shards: int | None = None,
     optimizer=None,
     seeds: Sequence[int] | None = None,
+    scales: list[dict | None] | None = None,
+    facts: ModelFacts | None = None,
 ) -> Population:
     """The copies ``models`` on ``device``: one stacked population where the model allows it
     (``sample``, a couple of inputs on ``device``, tries a stacked forward), split into
     ``shards`` blocks on the CPU (``None``: ``trainer.shards``, else one per thread).
 
-    A job's copies by default; a group's (:mod:`initsweep.job.runner`) with ``optimizer``, one
-    partial per copy, and ``seeds``, each copy's (its dropout stream); ``spec``, the group's first
-    job, gives the trainer settings they share."""
+    A job's copies by default (``facts``, the models' widths, give μP's per-parameter learning
+    rates under ``init=mup``); a group's (:mod:`initsweep.job.runner`) with ``optimizer``, one
+    partial per copy, ``seeds``, each copy's (its dropout stream), and ``scales``, each copy's
+    :func:`optimizer_scales`; ``spec``, the group's first job, gives the trainer settings they
+    share."""
     t = spec.trainer
+    if optimizer is None:
+        optimizer = build(spec.optimizer, "optimizer", spec.targets)
+        scales = [optimizer_scales(spec, facts, optimizer)] * len(models)
     return make_population(
         [m.to(device) for m in models],
-        optimizer or build(spec.optimizer, "optimizer", spec.targets),
+        optimizer,
         loss_fn(loss, t.huber_delta),
         dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in seeds or spec.seeds],
         strategy=str(strategy or t.strategy),
@@ -293,6 +345,7 @@ def build_population(
         compile=t.compile,
         sample=sample,
         shards=shards or t.shards,
+        scales=scales,
     )
 
 

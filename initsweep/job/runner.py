@@ -32,6 +32,7 @@ from initsweep.job.build import (
     check_writable,
     loop_config,
     make_trackers,
+    optimizer_scales,
     resolve_device,
     set_determinism,
 )
@@ -90,6 +91,8 @@ def finished_earlier(spec: JobSpec) -> float | None:
 
 
 def _run(specs: list[JobSpec], until_init: bool) -> list[Result]:
+    if until_init and specs[0].config.get("coord_check"):  # the probe over widths instead
+        return [_coord_check(spec) for spec in specs]
     first, t = specs[0], specs[0].trainer
     device = resolve_device(t.device)
     set_determinism(t.deterministic)
@@ -128,6 +131,11 @@ def _run(specs: list[JobSpec], until_init: bool) -> list[Result]:
         shards=t.shards or recorded,
         optimizer=[opt for spec, opt in zip(jobs, optimizers) for _ in spec.seeds],
         seeds=seeds,
+        scales=[  # μP jobs: per-parameter multipliers of their optimizer's numbers
+            optimizer_scales(spec, job_facts, opt)
+            for spec, job_facts, opt in zip(jobs, facts, optimizers)
+            for _ in spec.seeds
+        ],
     )
     loop_cfg = loop_config(first, loss)
     assignments = [a for job_assignments in assignments for a in job_assignments]
@@ -140,6 +148,18 @@ def _run(specs: list[JobSpec], until_init: bool) -> list[Result]:
     for k, value in zip(live, values):
         results[k] = value
     return results
+
+
+def _coord_check(spec: JobSpec) -> Result:
+    """``initsweep-probe coord_check=on``: the job's coordinate check (its own populations, one
+    per width: :mod:`initsweep.job.coord`)."""
+    from initsweep.job.coord import coord_check_job
+
+    with job_logs(spec.output_dir):
+        try:
+            return coord_check_job(spec)
+        except Exception as e:
+            return e
 
 
 def probed(spec: JobSpec, report: dict, span: tuple[int, int]) -> float:

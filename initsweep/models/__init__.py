@@ -8,6 +8,8 @@ from initsweep.models.cnn import CNN
 from initsweep.models.deep_mlp import DeepMLP
 from initsweep.models.lstm import LSTMNet
 from initsweep.models.mlp import MLP
+from initsweep.models.residual import ResidualMLP, ResNet
+from initsweep.models.transformer import GPT
 
 # torchvision (1 s of imports, most of it torch._dynamo) loads only when one of its networks is
 # asked for, so every other job starts that much sooner
@@ -25,9 +27,12 @@ def __getattr__(name: str):
 
 __all__ = [
     "CNN",
+    "GPT",
     "MLP",
     "DeepMLP",
     "LSTMNet",
+    "ResNet",
+    "ResidualMLP",
     "TorchvisionNet",
     "efficientnet_b0",
     "efficientnet_b1",

@@ -17,6 +17,8 @@ class DeepMLP(MLP):
     ``body``/``out`` layout as the MLP, so everything that handles an MLP handles this one.
     """
 
+    width_key = "width"
+
     def __init__(
         self,
         input_shape: Sequence[int],

@@ -15,6 +15,7 @@ ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
     "selu": nn.SELU,
     "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,  # slope 0.01 (nn.LeakyReLU's): init.gain=act takes it
     "linear": nn.Identity,
 }
 
@@ -41,6 +42,7 @@ class MLP(nn.Module):
     """
 
     output_layer = "out"
+    width_key = "hidden"  # what init=mup and the coordinate check scale (every entry of the list)
 
     def __init__(
         self,

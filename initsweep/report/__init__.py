@@ -22,6 +22,7 @@ from initsweep.report import (
     finals,
     init_histograms,
     init_loss,
+    mup,
     search,
     signal,
     table,
@@ -44,6 +45,7 @@ SECTIONS = [
     weights_over_training.section,  # weight histograms at every logged epoch (ridges)
     signal.section,  # pre-activation std by depth, all schemes
     finals.section,  # final metrics: seeds as points
+    mup.section,  # μP: the coordinate check over widths, learning-rate transfer across widths
     trials.section,  # a search's trials across seeds: objective vs each searched key, per seed
     search.section,  # the Optuna study's trials and plots, when the sweep is a search
 ]

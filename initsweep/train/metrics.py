@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from initsweep.data.bundle import IGNORE_INDEX
 from initsweep.errors import ConfigError
 
 # the metric keys a job logs, by task (``objective`` must be one of them)
@@ -15,12 +16,14 @@ METRIC_KEYS = {
     "multiclass": {"train/loss", "val/loss", "val/acc"},
     "binary": {"train/loss", "val/loss", "val/acc", "val/auc"},
     "regression": {"train/loss", "val/loss", "val/mse", "val/mae"},
+    "tokens": {"train/loss", "val/loss", "val/acc"},  # per scored token
 }
 
 LOSSES = {
     "multiclass": ("cross_entropy",),
     "binary": ("bce",),
     "regression": ("mse", "mae", "huber", "gaussian_nll"),
+    "tokens": ("cross_entropy",),
 }
 
 
@@ -42,7 +45,11 @@ def resolve_loss(task: str, loss: str) -> str:
 
 
 def loss_fn(loss: str, huber_delta: float = 1.0) -> Callable[[Tensor, Tensor], Tensor]:
-    """``f(output [..., N, K], target [N]) -> mean loss over N`` (leading copy dims kept)."""
+    """``f(output [..., N, K], target [N]) -> mean loss over N`` (leading copy dims kept).
+
+    Per-token targets ``[N, T]`` (task tokens) take outputs ``[..., N, T, K]``: the mean is over
+    the scored tokens (those not :data:`IGNORE_INDEX`), as ``F.cross_entropy(ignore_index=-100)``.
+    """
 
     def per_sample(out: Tensor, y: Tensor) -> Tensor:
         if loss == "cross_entropy":
@@ -63,7 +70,15 @@ def loss_fn(loss: str, huber_delta: float = 1.0) -> Callable[[Tensor, Tensor], T
             return (out - y).abs()
         return F.huber_loss(out, y, reduction="none", delta=huber_delta)
 
-    return lambda out, y: per_sample(out, y).mean(-1)
+    def mean(out: Tensor, y: Tensor) -> Tensor:
+        if y.dim() == 1:
+            return per_sample(out, y).mean(-1)
+        # tokens: weigh by the scored mask rather than index by it (no host sync per step)
+        keep = (y != IGNORE_INDEX).flatten()
+        losses = per_sample(out.flatten(-3, -2), y.flatten().clamp_min(0))
+        return (losses * keep).sum(-1) / keep.sum()
+
+    return mean
 
 
 def roc_auc(score: Tensor, y: Tensor) -> Tensor:
@@ -93,7 +108,10 @@ def evaluate(
 ) -> dict[str, Tensor]:
     """Metrics of one copy's outputs ``[N, K]`` on targets ``[N]``, as 0-dim device tensors."""
     metrics = {"loss": loss_fn(loss, huber_delta)(outputs, y)}
-    if task == "multiclass":
+    if task == "tokens":  # the share of scored tokens predicted right
+        keep = y != IGNORE_INDEX
+        metrics["acc"] = ((outputs.argmax(-1) == y) & keep).double().sum() / keep.sum()
+    elif task == "multiclass":
         metrics["acc"] = (outputs.argmax(-1) == y).double().mean()
     elif task == "binary":
         score = outputs.squeeze(-1)

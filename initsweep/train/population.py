@@ -19,7 +19,7 @@ from initsweep.errors import first_line, invalid
 from initsweep.train.checkpoint import check_state_fits
 from initsweep.train.dropout import global_rng_as
 from initsweep.train.functional import VmapStack
-from initsweep.train.optim import build_optimizer, per_copy
+from initsweep.train.optim import build_optimizer, named_scales, per_copy
 from initsweep.train.stacked import mlp_unsupported
 from initsweep.train.vectorized import VectorizedPopulation
 
@@ -79,7 +79,8 @@ class Population(Protocol):
 
 class SequentialPopulation:
     """The copies as plain ``nn.Module``s with one optimizer each (``make_optimizer``: one
-    partial for all, or one per copy)."""
+    partial for all, or one per copy; ``scales``: each copy's per-parameter multipliers of its
+    optimizer's numbers, by parameter name, :data:`~initsweep.train.optim.Scales`)."""
 
     strategy = "sequential"
     n_shards = 1
@@ -90,11 +91,13 @@ class SequentialPopulation:
         make_optimizer: Callable[..., torch.optim.Optimizer],
         loss: Callable[[Tensor, Tensor], Tensor],
         dropout_seeds: list[int],
+        scales: list[dict | None] | None = None,
     ) -> None:
         self.models = models
+        scales = scales or [None] * len(models)
         self.optimizers = [
-            build_optimizer(make, m.parameters())
-            for make, m in zip(per_copy(make_optimizer, len(models)), models)
+            build_optimizer(make, m.parameters(), named_scales(m.named_parameters(), sc))
+            for make, m, sc in zip(per_copy(make_optimizer, len(models)), models, scales)
         ]
         self.loss = loss
         self.active = [True] * len(models)
@@ -228,11 +231,13 @@ def make_population(
     compile: bool = False,
     sample: Tensor | None = None,
     shards: int | None = None,
+    scales: list[dict | None] | None = None,
 ):
     """The population for ``trainer.strategy``: ``auto`` stacks what it can and falls back to
     sequential with one logged reason; ``vectorized`` refuses a model it cannot stack.
     ``sample``: a couple of inputs for a trial forward of a model ``vmap`` would batch;
-    ``shards``: the stacked population's blocks (``None``: one per CPU thread)."""
+    ``shards``: the stacked population's blocks (``None``: one per CPU thread); ``scales``:
+    each copy's per-parameter multipliers of its optimizer's numbers (μP's learning rates)."""
     if strategy != "sequential":
         device = next(models[0].parameters()).device
         explicit = strategy == "vectorized"
@@ -246,8 +251,9 @@ def make_population(
                 shards=shards,
                 amp=amp,
                 compile=compile,
+                scales=scales,
             )
         if strategy == "vectorized":
             raise invalid("trainer.strategy", strategy, f"{reason}; use auto or sequential")
         log.info("trainer.strategy=auto: the copies train one after another: %s", reason)
-    return SequentialPopulation(models, make_optimizer, loss, dropout_seeds)
+    return SequentialPopulation(models, make_optimizer, loss, dropout_seeds, scales)

@@ -25,19 +25,21 @@ from initsweep.train.checkpoint import check_state_fits
 from initsweep.train.dropout import DropoutStreams, global_rng_as
 from initsweep.train.functional import VmapStack
 from initsweep.train.malloc import keep_freed_memory
-from initsweep.train.optim import build_stacked_optimizer, per_copy
+from initsweep.train.optim import build_stacked_optimizer, named_scales, per_copy
 from initsweep.train.stacked import StackedMLP, mlp_unsupported
 
 
 class _Shard:
     """A contiguous block of copies: their stack, optimizer and dropout streams."""
 
-    def __init__(self, models, makers, loss, seeds, amp: bool, compile: bool) -> None:
+    def __init__(self, models, makers, loss, seeds, amp: bool, compile: bool, scales) -> None:
         self.engine = (
             StackedMLP(models) if mlp_unsupported(models[0]) is None else VmapStack(models)
         )
         self.params = list(self.engine.params.values())
-        self.optimizer = build_stacked_optimizer(makers, self.params)
+        named = self.engine.params.items()
+        per_param = [named_scales(named, sc) if sc else None for sc in scales]
+        self.optimizer = build_stacked_optimizer(makers, self.params, per_param)
         self.device = self.params[0].device
         self.drop = DropoutStreams(seeds, self.device)
         self.loss = loss
@@ -114,7 +116,8 @@ class VectorizedPopulation:
     for the training step on CUDA; ``compile`` wraps the step's forward and loss in
     ``torch.compile``. ``make_optimizer`` is one partial for every copy, or one per copy
     (copies that differ in learning rate, momentum or weight decay: a group of jobs trained
-    together, ``initsweep.job.group``).
+    together, ``initsweep.job.group``); ``scales``, one per copy, its per-parameter multipliers
+    of those numbers by parameter name (μP's learning rates), or None.
     """
 
     strategy = "vectorized"
@@ -129,9 +132,11 @@ class VectorizedPopulation:
         shards: int | None = None,
         amp: bool = False,
         compile: bool = False,
+        scales: list[dict | None] | None = None,
     ) -> None:
         self.template = copy.deepcopy(models[0])  # module(i) fills a copy of it
         makers = per_copy(make_optimizer, len(models))
+        scales = scales or [None] * len(models)
         device = next(models[0].parameters()).device
         if device.type == "cpu":
             keep_freed_memory()
@@ -140,7 +145,7 @@ class VectorizedPopulation:
         n = min(shards or default_shards(device, len(models)), len(models)) if stacked else 1
         self.bounds = shard_bounds(len(models), n)
         self.shards = [
-            _Shard(models[a:b], makers[a:b], loss, dropout_seeds[a:b], amp, compile)
+            _Shard(models[a:b], makers[a:b], loss, dropout_seeds[a:b], amp, compile, scales[a:b])
             for a, b in self.bounds
         ]
         self.active = [True] * len(models)
@@ -238,10 +243,9 @@ class VectorizedPopulation:
                 shard.engine.load_copy(j, state["models"][a + j])
             shard.drop.set_state([r.cpu() for r in state["rng"][a:b]])
             shard.frozen.clear()
+            # the param groups keep the numbers this shard was built with (the checkpoint's
+            # config is this job's): each shard's own per-copy and per-parameter learning rates
             sd = shard.optimizer.state_dict()
-            sd["param_groups"][0].update(
-                {k: v for k, v in opt["param_groups"][0].items() if k != "params"}
-            )
             sd["state"] = {
                 # clones: each shard owns its state (a shared ``step`` would count twice)
                 k: {
