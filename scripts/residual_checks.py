@@ -21,8 +21,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
+from initsweep.data.text import pydoc_chars  # noqa: E402
 from initsweep.report.jobs import load_study  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +58,13 @@ def _series(job, metric: str = "train/loss") -> dict[int, list[tuple[int, float]
     return out
 
 
+def unigram_entropy(dataset: dict) -> float:
+    """The training loss of predicting the training split's character frequencies everywhere."""
+    bundle = pydoc_chars(block_size=dataset["block_size"], limit=dataset["limit"])
+    p = bundle.class_prior[bundle.class_prior > 0]
+    return float(-(p * p.log()).sum())
+
+
 def draw(sweep: Path, check: str, out: Path) -> Path:
     """Every seed's train/loss by arm (one panel per value of the panel key); a seed that
     diverged ends in a cross; a loss above the plot is an arrow at the top with its value."""
@@ -86,14 +94,23 @@ def draw(sweep: Path, check: str, out: Path) -> Path:
                 if seed in gone:
                     ax.plot(gone[seed], 1.0, "x", color=colors[arm], ms=9, mew=2,
                             transform=ax.get_xaxis_transform(), clip_on=False, label=None)  # fmt: skip
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        if check == "deep_post_ln":  # what predicting the character frequencies alone costs
+            h = unigram_entropy(jobs[0].config["dataset"])
+            ax.axhline(
+                h, color="0.4", ls="--", lw=1, label=f"character frequencies alone: {h:.3f}"
+            )
+        bottom, top_ = ax.get_ylim()
+        if top_ / max(bottom, 1e-9) > 10:  # a decade or more: log scale
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("step")
         ax.set_ylabel("train loss (each seed)")
+        ax.set_ylim(top=min(ax.get_ylim()[1], 10.0))
         ax.set_title(f"{panel_key}={panel}" if panel_key else check, pad=14)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="lower left")
+        ax.legend(fontsize=8, loc="best")
     fig.suptitle(f"{check}: x = a seed that diverged (at that step)", fontsize=10)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
