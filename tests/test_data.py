@@ -225,7 +225,9 @@ def test_every_dataset_yaml_builds_a_bundle(make_cfg, tmp_path, monkeypatch, nam
         cfg = make_cfg(*overrides, fake, *sizes, tensor)
     b = build(cfg.dataset)
     assert b.task in TASKS and len(b.x_train) > 0 and len(b.x_val) > 0
-    assert b.y_train.shape == (len(b.x_train),) and torch.isfinite(b.x_train).all()
+    # one target per sample; a token task one per position, [N, T]
+    assert len(b.y_train) == len(b.x_train) and torch.isfinite(b.x_train).all()
+    assert b.y_train.dim() == (2 if b.task == "tokens" else 1)
     assert b.num_outputs >= 1
 
 

@@ -24,6 +24,8 @@ STUDIES = [
     "deep_linear_explode",
     "orthogonal_gain",
     "lstm_forget_bias",
+    "residual_without_norm",
+    "deep_post_ln",
 ]
 # published checks that run on embedded data already: no twin (the coordinate check is a probe)
 CHECKS = {"mup_coord_check": "initsweep-probe", "mup_transfer": "initsweep-train"}
@@ -61,11 +63,12 @@ def test_every_swept_value_composes(name):
     for key, values in _sweep(name).items():
         for value in values:
             cfg = _compose(f"experiment={name}", f"{key}={value}")
-            if "." in key:
-                assert str(OmegaConf.select(cfg, key)).lower() == value.lower()
+            name_ = key.lstrip("+")  # +arm=...: a group the defaults list does not name
+            if "." in name_:
+                assert str(OmegaConf.select(cfg, name_)).lower() == value.lower()
             else:
-                assert (CONF_DIR / key / f"{value}.yaml").exists()
-                assert cfg[key].name == value
+                assert (CONF_DIR / name_ / f"{value}.yaml").exists()
+                assert cfg[name_].name == value
 
 
 @pytest.mark.slow
@@ -169,6 +172,8 @@ FULL = {  # study -> the overrides that make it tiny (data from tiny files or fe
     "orthogonal_gain": [],
     "bias_prior_regression": ["dataset.samples=300"],
     "lstm_forget_bias": ["dataset.samples=100", "dataset.length=10", "model.hidden_size=8"],
+    "residual_without_norm": ["model.depth=4"],
+    "deep_post_ln": ["model.depth=2", "dataset.limit=40"],
 }
 
 

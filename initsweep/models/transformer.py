@@ -169,16 +169,14 @@ class GPT(nn.Module):
         for i, block in enumerate(self.blocks):
             at = f"blocks.{i}"
             gain = f"{at}.gain" if block.gain is not None else None
+            attn, mlp = f"{at}.attn", f"{at}.mlp"
             out.append(
                 ResidualBranch(
-                    i,
-                    (f"{at}.attn.v", f"{at}.attn.proj"),
-                    gain,
-                    at,
-                    (f"{at}.attn.q", f"{at}.attn.k"),
+                    i, (f"{attn}.v", f"{attn}.proj"), gain, skip=at,
+                    query_key=(f"{attn}.q", f"{attn}.k"),
                 )
-            )
-            out.append(ResidualBranch(i, (f"{at}.mlp.fc", f"{at}.mlp.proj"), gain, at))
+            )  # fmt: skip
+            out.append(ResidualBranch(i, (f"{mlp}.fc", f"{mlp}.proj"), gain, skip=at))
         return out
 
     def forward(self, idx: Tensor) -> Tensor:
