@@ -64,7 +64,7 @@ def test_help_is_the_apps_own(app, name):
     assert text.startswith(f"{name}: ")  # what the app does comes first, not Hydra's stock line
     assert "powered by Hydra" not in text
     # the groups a user picks, with their options; the internal schema groups are not options
-    assert "\n  init: constant, delta_orthogonal," in text
+    assert "\n  init: constant, deepnorm, delta_orthogonal," in text
     assert "hydra/launcher: " in text and "population" in text
     assert "schema" not in text
     examples = text.split("== Examples ==\n")[1].split("\n\n")[0].splitlines()
