@@ -100,7 +100,8 @@ def left_out(jobs: list[Job]) -> str:
     pruned = [j for j in jobs if j.status == PRUNED]
     epochs = Counter(((j.summary or {}).get("search") or {}).get("pruned_epoch") for j in pruned)
     unfinished = sum(not j.finished and j.status != PRUNED for j in jobs)
-    parts = [f"{len(pruned)} pruned trials ({after_epochs(epochs)})"] if pruned else []
+    n = f"{len(pruned)} pruned trial{'s' if len(pruned) > 1 else ''}"
+    parts = [f"{n} ({after_epochs(epochs)})"] if pruned else []
     parts += [f"{unfinished} unfinished"] if unfinished else []
     return f" Left out: {', '.join(parts)}." if parts else ""
 

@@ -36,10 +36,8 @@ def count_pruned(trials: Iterable[Any]) -> tuple[Counter, int]:
 def after_epochs(by_epoch: Mapping[int | None, int]) -> str:
     """``after epoch 2 (5 trials) or 12 (2)``."""
     epochs = sorted(by_epoch, key=lambda e: (e is None, e or 0))
-    after = [
-        f"{'?' if e is None else e} ({by_epoch[e]}{' trials' if i == 0 else ''})"
-        for i, e in enumerate(epochs)
-    ]
+    after = [f"{'?' if e is None else e} ({by_epoch[e]})" for e in epochs]
+    after[0] = after[0][:-1] + (" trial)" if by_epoch[epochs[0]] == 1 else " trials)")
     return f"after epoch {' or '.join(after)}"
 
 
