@@ -200,6 +200,11 @@ def test_the_default_pruner_waits_half_the_epochs_and_a_quarter_of_the_trials(ma
     # numbers given by the user stay; another pruner passes through; null never prunes
     assert resolve_pruner({**node, "n_warmup_steps": 4}, 25, 20) == {"n_startup_trials": 5}
     assert resolve_pruner({"_target_": "optuna.pruners.HyperbandPruner"}, 25, 20) == {}
+    # search.pruner._target_=…: an auto key the pruner has no argument for is dropped
+    hyperband = {**node, "_target_": "optuna.pruners.HyperbandPruner"}
+    assert resolve_pruner(hyperband, 25, 20) == {"n_warmup_steps": None, "n_startup_trials": None}
+    threshold = {**node, "_target_": "optuna.pruners.ThresholdPruner"}
+    assert resolve_pruner(threshold, 25, 20) == {"n_warmup_steps": 12, "n_startup_trials": None}
     assert resolve_pruner(None, 25, 20) == {}
     # a job handed a trial by hand, with auto left in, is told who sets it
     with pytest.raises(ConfigError, match="search.pruner.n_warmup_steps='auto' is invalid"):

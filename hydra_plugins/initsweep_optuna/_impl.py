@@ -242,7 +242,8 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
 
     def _pruner(self, trial: Trial) -> tuple[str, ...]:
         """``++search.pruner.<key>=<n>`` for each ``auto`` key of the job's pruner, from its
-        ``trainer.epochs`` and ``n_trials`` (:func:`initsweep.search.pruner.resolve_pruner`)."""
+        ``trainer.epochs`` and ``n_trials``, or ``~search.pruner.<key>`` where the pruner takes
+        no such argument (:func:`initsweep.search.pruner.resolve_pruner`)."""
         node = OmegaConf.select(self.config, "search.pruner", default=None)
         if not isinstance(node, DictConfig):
             return ()
@@ -250,7 +251,10 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
         if epochs is None:
             epochs = OmegaConf.select(self.config, "trainer.epochs", default=None)
         values = resolve_pruner(OmegaConf.to_container(node), epochs, self.n_trials)
-        return tuple(f"++search.pruner.{key}={value}" for key, value in values.items())
+        return tuple(
+            f"~search.pruner.{key}" if value is None else f"++search.pruner.{key}={value}"
+            for key, value in values.items()
+        )
 
     def _fail_stale(self, study: optuna.Study) -> None:
         """Fail the trials of an earlier search that died (stale heartbeat) and re-queue them."""

@@ -40,18 +40,32 @@ def startup_trials(n_trials: int) -> int:
     return max(5, n_trials // 4)
 
 
-def resolve_pruner(node: dict | None, epochs: int | None, n_trials: int) -> dict[str, int]:
+def resolve_pruner(node: dict | None, epochs: int | None, n_trials: int) -> dict[str, int | None]:
     """The values to give the ``auto`` keys of ``search.pruner`` (``{}`` when none is auto):
     ``n_warmup_steps`` from ``epochs`` (``trainer.epochs``), ``n_startup_trials`` from
-    ``n_trials`` (``hydra.sweeper.n_trials``)."""
+    ``n_trials`` (``hydra.sweeper.n_trials``); ``None`` (drop the key) where the pruner has no
+    such argument, so ``search.pruner._target_=optuna.pruners.HyperbandPruner`` alone works."""
     if not node:
         return {}
-    values = {}
-    if node.get("n_warmup_steps") == AUTO and epochs is not None:
+    auto = [k for k in ("n_warmup_steps", "n_startup_trials") if node.get(k) == AUTO]
+    takes = _arguments(node.get("_target_")) if auto else set()
+    values: dict[str, int | None] = {k: None for k in auto if k not in takes}
+    if "n_warmup_steps" in auto and "n_warmup_steps" in takes and epochs is not None:
         values["n_warmup_steps"] = warmup_epochs(int(epochs))
-    if node.get("n_startup_trials") == AUTO:
+    if "n_startup_trials" in auto and "n_startup_trials" in takes:
         values["n_startup_trials"] = startup_trials(n_trials)
     return values
+
+
+def _arguments(target: str | None) -> set[str]:
+    """The keyword arguments an ``optuna.pruners`` class takes (all of them if it cannot be
+    found: building it then says what is wrong)."""
+    import inspect
+
+    try:
+        return set(inspect.signature(hydra.utils.get_class(str(target))).parameters)
+    except (ImportError, ValueError, TypeError):
+        return {"n_warmup_steps", "n_startup_trials"}
 
 
 def describe_pruner(node: dict | None, epochs: int | None, n_trials: int) -> str:
@@ -60,6 +74,7 @@ def describe_pruner(node: dict | None, epochs: int | None, n_trials: int) -> str
     if not node:
         return "Pruner: none (search.pruner=null): every trial runs all its epochs"
     auto = resolve_pruner(node, epochs, n_trials)
+    node = {k: v for k, v in node.items() if k not in auto or auto[k] is not None}
     why = {
         "n_startup_trials": f"auto: a quarter of {n_trials} trials, at least 5",
         "n_warmup_steps": f"auto: half of {epochs} epochs",
@@ -69,7 +84,8 @@ def describe_pruner(node: dict | None, epochs: int | None, n_trials: int) -> str
         for key, value in node.items()
         if key != "_target_"
     ]
-    return f"Pruner {str(node.get('_target_')).rpartition('.')[2]}: {', '.join(parts)}"
+    name = str(node.get("_target_")).rpartition(".")[2]
+    return f"Pruner {name}: {', '.join(parts)}" if parts else f"Pruner {name} (its defaults)"
 
 
 def build_pruner(node: dict | None) -> BasePruner:
