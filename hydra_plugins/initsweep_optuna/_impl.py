@@ -11,11 +11,18 @@ What changes against ``hydra_optuna_sweeper._impl.OptunaSweeperImpl.sweep``:
 - trials survive their workers: SQLite waits for locks; the sweeper keeps a heartbeat for the
   trials its jobs are running, so a search that was killed leaves trials that the next search on
   the study fails and re-queues (Optuna's ``RetryHeartbeatStaleTrialCallback``); a launcher that
-  raises (a killed joblib worker) fails that batch's trials, re-queues them, and the search goes on;
+  raises (a killed joblib worker) fails that batch's trials and re-queues them, without counting
+  them towards ``max_failure_rate`` (a worker's death is not the trials' fault), and the search
+  goes on; a launcher that refuses the jobs (:class:`~initsweep.errors.ConfigError`: SLURM can
+  never start them) fails the batch and ends the search in one line;
+- each job's pruner gets its ``auto`` values (``initsweep.search.pruner``) from its epochs and
+  ``n_trials``; Optuna's and the sweeper's log lines go to ``<sweep dir>/search.log`` too, and
+  Optuna's INFO lines no longer to the terminal (``initsweep.search.logs``);
 - a job's outcome is told guardedly (:meth:`InitsweepOptunaSweeperImpl._tell`): an exception is a
   failed trial with its message (``fail_reason``), a value that is not a number (or not one per
   objective) or not finite is a failed trial, a trial its job already ended (pruned, or diverged)
-  is left as it is; only exceptions count towards ``max_failure_rate``, as a share of ``n_trials``;
+  is left as it is; only the jobs' exceptions count towards ``max_failure_rate``, as a share of
+  ``n_trials``;
 - ``multirun.yaml`` in the sweep dir, as Hydra's basic sweeper writes it (jobs name their W&B and
   TensorBoard runs by the keys it sweeps);
 - after the search: ``optimization_results.yaml`` as before, plus the trials CSV, the plots, a
