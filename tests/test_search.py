@@ -185,20 +185,20 @@ def test_pruning_hook_prunes_a_trial_worse_than_the_median(tmp_path, make_cfg):
     assert trials[fine.number].intermediate_values == {1: 0.8}
 
 
-def test_the_default_pruner_waits_half_the_epochs_and_a_quarter_of_the_trials(make_cfg):
+def test_the_default_pruner_waits_half_the_epochs_and_half_the_trials(make_cfg):
     node = OmegaConf.to_container(make_cfg("search=gain").search.pruner)
     assert node["n_warmup_steps"] == node["n_startup_trials"] == "auto"
-    # what the sweeper gives each job: half its epochs, a quarter of n_trials (at least 5)
+    # what the sweeper gives each job: half its epochs, half of n_trials (at least 5)
     assert resolve_pruner(node, epochs=25, n_trials=20) == {
         "n_warmup_steps": 12,
+        "n_startup_trials": 10,
+    }
+    assert resolve_pruner(node, epochs=3, n_trials=6) == {
+        "n_warmup_steps": 1,
         "n_startup_trials": 5,
     }
-    assert resolve_pruner(node, epochs=3, n_trials=100) == {
-        "n_warmup_steps": 1,
-        "n_startup_trials": 25,
-    }
     # numbers given by the user stay; another pruner passes through; null never prunes
-    assert resolve_pruner({**node, "n_warmup_steps": 4}, 25, 20) == {"n_startup_trials": 5}
+    assert resolve_pruner({**node, "n_warmup_steps": 4}, 25, 20) == {"n_startup_trials": 10}
     assert resolve_pruner({"_target_": "optuna.pruners.HyperbandPruner"}, 25, 20) == {}
     # search.pruner._target_=…: an auto key the pruner has no argument for is dropped
     hyperband = {**node, "_target_": "optuna.pruners.HyperbandPruner"}
