@@ -159,6 +159,7 @@ def test_pruning_hook_prunes_a_trial_worse_than_the_median(tmp_path, make_cfg):
     # a trial opened by its job, as the sweeper's overrides describe it
     cfg = make_cfg(
         "search=gain",
+        "search/pruner=median",
         "search.pruner.n_startup_trials=1",
         "search.pruner.n_warmup_steps=0",
         f"++search.trial={fine.number}",
@@ -185,32 +186,44 @@ def test_pruning_hook_prunes_a_trial_worse_than_the_median(tmp_path, make_cfg):
     assert trials[fine.number].intermediate_values == {1: 0.8}
 
 
-def test_the_default_pruner_waits_half_the_epochs_and_half_the_trials(make_cfg):
+def test_the_default_pruner_waits_for_half_the_epochs_half_the_trials_and_no_progress(make_cfg):
     node = OmegaConf.to_container(make_cfg("search=gain").search.pruner)
-    assert node["n_warmup_steps"] == node["n_startup_trials"] == "auto"
-    # what the sweeper gives each job: half its epochs, half of n_trials (at least 5)
+    assert node["_target_"] == "optuna.pruners.PatientPruner"
+    median = node["wrapped_pruner"]
+    assert median["_target_"] == "optuna.pruners.MedianPruner"
+    assert node["patience"] == median["n_warmup_steps"] == median["n_startup_trials"] == "auto"
+    # what the sweeper gives each job: an eighth and half of its epochs, half of n_trials (>= 5)
     assert resolve_pruner(node, epochs=25, n_trials=20) == {
-        "n_warmup_steps": 12,
-        "n_startup_trials": 10,
+        "patience": 3,
+        "wrapped_pruner.n_warmup_steps": 12,
+        "wrapped_pruner.n_startup_trials": 10,
     }
-    assert resolve_pruner(node, epochs=3, n_trials=6) == {
+    assert resolve_pruner(median, epochs=3, n_trials=6) == {
         "n_warmup_steps": 1,
         "n_startup_trials": 5,
     }
-    # numbers given by the user stay; another pruner passes through; null never prunes
-    assert resolve_pruner({**node, "n_warmup_steps": 4}, 25, 20) == {"n_startup_trials": 10}
+    # numbers given by the user stay; a pruner with no auto key passes through; null never prunes
+    assert resolve_pruner({**median, "n_warmup_steps": 4}, 25, 20) == {"n_startup_trials": 10}
     assert resolve_pruner({"_target_": "optuna.pruners.HyperbandPruner"}, 25, 20) == {}
-    # search.pruner._target_=…: an auto key the pruner has no argument for is dropped
-    hyperband = {**node, "_target_": "optuna.pruners.HyperbandPruner"}
-    assert resolve_pruner(hyperband, 25, 20) == {"n_warmup_steps": None, "n_startup_trials": None}
-    threshold = {**node, "_target_": "optuna.pruners.ThresholdPruner"}
-    assert resolve_pruner(threshold, 25, 20) == {"n_warmup_steps": 12, "n_startup_trials": None}
     assert resolve_pruner(None, 25, 20) == {}
+    # an auto key the pruner has no argument for is dropped
+    threshold = {**median, "_target_": "optuna.pruners.ThresholdPruner"}
+    assert resolve_pruner(threshold, 25, 20) == {"n_warmup_steps": 12, "n_startup_trials": None}
+    # the other presets of conf/search/pruner/
+    assert make_cfg("search=gain", "search/pruner=median").search.pruner.n_warmup_steps == "auto"
+    assert make_cfg("search=gain", "search/pruner=hyperband").search.pruner == {
+        "_target_": "optuna.pruners.HyperbandPruner"
+    }
     # a job handed a trial by hand, with auto left in, is told who sets it
-    with pytest.raises(ConfigError, match="search.pruner.n_warmup_steps='auto' is invalid"):
+    with pytest.raises(ConfigError, match="search.pruner.patience='auto' is invalid"):
         build_pruner(node)
-    pruner = build_pruner({**node, "n_warmup_steps": 12, "n_startup_trials": 5})
-    assert isinstance(pruner, optuna.pruners.MedianPruner) and pruner._n_warmup_steps == 12
+    numbers = {
+        "patience": 3,
+        "wrapped_pruner": {**median, "n_warmup_steps": 12, "n_startup_trials": 10},
+    }
+    pruner = build_pruner({**node, **numbers})
+    assert isinstance(pruner, optuna.pruners.PatientPruner)
+    assert pruner._patience == 3 and pruner._wrapped_pruner._n_warmup_steps == 12
 
 
 def test_optunas_info_lines_go_to_the_log_files_and_its_warnings_also_to_the_terminal(tmp_path):
@@ -277,6 +290,7 @@ def graded_search(tmp_path_factory):
         "optimizer.lr=choice(0.3, 1e-6, 1e30)",
         "hydra/sweeper/sampler=grid",
         "hydra.sweeper.sampler.seed=1",
+        "search/pruner=median",
         "search.pruner.n_startup_trials=1",
         "search.pruner.n_warmup_steps=1",
         "trainer.epochs=3",

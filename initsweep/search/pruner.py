@@ -24,6 +24,7 @@ no argument for dropped.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import hydra
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
     from optuna.pruners import BasePruner
 
 AUTO = "auto"
+WHY = {  # how each auto value is set, for the search's log
+    "n_warmup_steps": "half of {epochs} epochs",
+    "n_startup_trials": "half of {n_trials} trials, at least 5",
+    "patience": "an eighth of {epochs} epochs, at least 1",
+}
 
 
 def warmup_epochs(epochs: int) -> int:
@@ -48,20 +54,36 @@ def startup_trials(n_trials: int) -> int:
     return max(5, n_trials // 2)
 
 
+def patience_epochs(epochs: int) -> int:
+    """Epochs without a new best before a trial may be pruned (``PatientPruner``): an eighth of
+    ``epochs``, at least 1 (3 of 25: longer than the ups and downs of an SGD curve there, so
+    a trial that still improves is never stopped)."""
+    return max(1, epochs // 8)
+
+
 def resolve_pruner(node: dict | None, epochs: int | None, n_trials: int) -> dict[str, int | None]:
-    """The values to give the ``auto`` keys of ``search.pruner`` (``{}`` when none is auto):
-    ``n_warmup_steps`` from ``epochs`` (``trainer.epochs``), ``n_startup_trials`` from
-    ``n_trials`` (``hydra.sweeper.n_trials``); ``None`` (drop the key) where the pruner has no
-    such argument, so ``search.pruner._target_=optuna.pruners.HyperbandPruner`` alone works."""
+    """The values to give the ``auto`` keys of ``search.pruner``, by their dotted path below it
+    (``{"patience": 3, "wrapped_pruner.n_warmup_steps": 12, …}``; ``{}`` when none is auto):
+    ``n_warmup_steps`` and ``patience`` from ``epochs`` (``trainer.epochs``),
+    ``n_startup_trials`` from ``n_trials`` (``hydra.sweeper.n_trials``); ``None`` (drop the key)
+    where the pruner has no such argument."""
     if not node:
         return {}
-    auto = [k for k in ("n_warmup_steps", "n_startup_trials") if node.get(k) == AUTO]
+    from_epochs = {"n_warmup_steps": warmup_epochs, "patience": patience_epochs}
+    auto = [k for k in (*from_epochs, "n_startup_trials") if node.get(k) == AUTO]
     takes = _arguments(node.get("_target_")) if auto else set()
-    values: dict[str, int | None] = {k: None for k in auto if k not in takes}
-    if "n_warmup_steps" in auto and "n_warmup_steps" in takes and epochs is not None:
-        values["n_warmup_steps"] = warmup_epochs(int(epochs))
-    if "n_startup_trials" in auto and "n_startup_trials" in takes:
-        values["n_startup_trials"] = startup_trials(n_trials)
+    values: dict[str, int | None] = {}
+    for key in auto:
+        if key not in takes:
+            values[key] = None
+        elif key in from_epochs and epochs is not None:
+            values[key] = from_epochs[key](int(epochs))
+        elif key == "n_startup_trials":
+            values[key] = startup_trials(n_trials)
+    for key, child in node.items():  # a wrapped pruner (PatientPruner's wrapped_pruner)
+        if isinstance(child, dict) and "_target_" in child:
+            inner = resolve_pruner(child, epochs, n_trials)
+            values.update({f"{key}.{k}": v for k, v in inner.items()})
     return values
 
 
@@ -73,38 +95,54 @@ def _arguments(target: str | None) -> set[str]:
     try:
         return set(inspect.signature(hydra.utils.get_class(str(target))).parameters)
     except (ImportError, ValueError, TypeError):
-        return {"n_warmup_steps", "n_startup_trials"}
+        return set(WHY)
 
 
 def describe_pruner(node: dict | None, epochs: int | None, n_trials: int) -> str:
-    """One line for the search's log: ``Pruner MedianPruner: n_startup_trials=10 (auto: half of
-    20 trials, at least 5), n_warmup_steps=12 (auto: half of 25 epochs)``."""
+    """One line for the search's log, e.g. ``Pruner PatientPruner(patience=3 (auto: an eighth
+    of 25 epochs, at least 1), wrapped_pruner=MedianPruner(n_startup_trials=10 (auto: …), …))``."""
     if not node:
         return "Pruner: none (search.pruner=null): every trial runs all its epochs"
-    auto = resolve_pruner(node, epochs, n_trials)
-    node = {k: v for k, v in node.items() if k not in auto or auto[k] is not None}
-    why = {
-        "n_startup_trials": f"auto: half of {n_trials} trials, at least 5",
-        "n_warmup_steps": f"auto: half of {epochs} epochs",
-    }
-    parts = [
-        f"{key}={auto[key]} ({why[key]})" if key in auto else f"{key}={value}"
-        for key, value in node.items()
-        if key != "_target_"
-    ]
-    name = str(node.get("_target_")).rpartition(".")[2]
-    return f"Pruner {name}: {', '.join(parts)}" if parts else f"Pruner {name} (its defaults)"
+    return f"Pruner {_describe(node, resolve_pruner(node, epochs, n_trials), epochs, n_trials)}"
+
+
+def _describe(node: dict, auto: dict, epochs: int | None, n_trials: int, at: str = "") -> str:
+    parts = []
+    for key, value in node.items():
+        path = f"{at}{key}"
+        if key == "_target_" or auto.get(path, 0) is None:
+            continue
+        if isinstance(value, dict) and "_target_" in value:
+            value = _describe(value, auto, epochs, n_trials, f"{path}.")
+        elif path in auto:
+            why = WHY[key].format(epochs=epochs, n_trials=n_trials)
+            value = f"{auto[path]} (auto: {why})"
+        parts.append(f"{key}={value}")
+    return f"{str(node.get('_target_')).rpartition('.')[2]}({', '.join(parts)})"
 
 
 def build_pruner(node: dict | None) -> BasePruner:
-    """``search.pruner``: an ``optuna.pruners`` ``_target_`` node; ``null`` never prunes."""
+    """``search.pruner``: an ``optuna.pruners`` ``_target_`` node (a wrapped pruner inside it
+    too); ``null`` never prunes."""
     import optuna
 
     if node is None:
         return optuna.pruners.NopPruner()
-    for key in ("n_warmup_steps", "n_startup_trials"):
-        if node.get(key) == AUTO:  # a job given a trial by hand, not by the initsweep sweeper
-            raise invalid(
-                f"search.pruner.{key}", AUTO, "the initsweep_optuna sweeper sets it; give a number"
-            )
-    return hydra.utils.instantiate(node, _execution_whitelist_=["optuna.pruners.*"])
+    left = _auto_left(node)
+    if left:  # a job given a trial by hand, not by the initsweep sweeper
+        raise invalid(left, AUTO, "the initsweep_optuna sweeper sets it; give a number")
+    with warnings.catch_warnings():  # PatientPruner is "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return hydra.utils.instantiate(node, _execution_whitelist_=["optuna.pruners.*"])
+
+
+def _auto_left(node: dict, at: str = "search.pruner") -> str | None:
+    """The dotted key of the first ``auto`` value in ``node``, if any."""
+    for key, value in node.items():
+        if value == AUTO:
+            return f"{at}.{key}"
+        if isinstance(value, dict):
+            found = _auto_left(value, f"{at}.{key}")
+            if found:
+                return found
+    return None
