@@ -406,7 +406,7 @@ def test_the_end_of_a_search_says_what_was_pruned_and_logs_optunas_lines(graded_
     assert not [ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("[I ")]
     log = (tmp / "sweep" / "search.log").read_text()
     assert "A new study created in RDB" in log and "Skipped telling trial" in log
-    assert "Pruner MedianPruner: n_startup_trials=1, n_warmup_steps=1" in log
+    assert "Pruner MedianPruner(n_startup_trials=1, n_warmup_steps=1)" in log
     assert "3/3 trials done" in log
 
 
