@@ -3,12 +3,13 @@
 # accounting (MariaDB + slurmdbd) so that submitit notices cancelled and killed jobs.
 #
 #   sudo scripts/slurm-local-up.sh        # idempotent: a daemon already running is left alone
+#                                         # also writes initsweep/conf/local/default.yaml (below)
 #   sudo scripts/slurm-local-down.sh      # stops only what this script started
 #
 #   INSTALL=0     never run apt (fail if the packages are missing)
 #   ACCOUNTING=0  skip slurmdbd + MariaDB (then submitit can hang on a cancelled job)
 #
-# Recipe and pitfalls: the README's SLURM section. The daemons this script started are
+# Recipe and pitfalls: docs/how-to/slurm.md. The daemons this script started are
 # listed (by pid file) in $STATE/started; slurm-local-down.sh stops exactly those.
 set -euo pipefail
 INSTALL=${INSTALL:-1}
@@ -148,3 +149,26 @@ if ! alive /run/slurmd.pid; then
 fi
 wait_for node_up || { sinfo -N -l || true; fail "the node did not come up (see $LOG/slurmd.log)"; }
 say "cluster up after $(elapsed): $(sinfo -h -o '%P %a %D %t %N' | head -1)"
+
+# --- initsweep's `local` config for this node, so `hydra/launcher=slurm` runs here as written ---
+# slurm.yaml asks for 4 CPUs and 16 GB per task; a smaller node keeps such jobs PENDING. Written
+# only where no other local config is (its second line marks it as ours; remove it to keep edits)
+LOCAL="$(cd "$(dirname "$0")/.." && pwd)/initsweep/conf/local/default.yaml"
+MARK="# written by scripts/slurm-local-up.sh for this machine's SLURM node"
+CPUS=$(sinfo -h -N -n localhost -o %c | head -1)
+MEM_MB=$(sinfo -h -N -n localhost -o %m | head -1)
+MEM_GB=$((MEM_MB / 1024 / CPUS)); [ "$MEM_GB" -ge 1 ] || MEM_GB=1
+if [ ! -e "$LOCAL" ] || [ "$(sed -n 2p "$LOCAL")" = "$MARK" ]; then
+  cat >"$LOCAL" <<YAML
+# @package _global_
+$MARK
+# the node: $CPUS CPUs, $MEM_MB MB; one job per core, the memory shared evenly
+resources:
+  cpus_per_task: 1
+  mem_gb: $MEM_GB
+YAML
+  chown --reference="$(dirname "$LOCAL")" "$LOCAL"
+  say "wrote $LOCAL: resources.cpus_per_task=1, resources.mem_gb=$MEM_GB"
+else
+  say "$LOCAL is yours: for this node set resources.cpus_per_task=1, resources.mem_gb=$MEM_GB in it"
+fi

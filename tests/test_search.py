@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import html
+import io
 import json
+import logging
 import math
 import statistics
 from pathlib import Path
@@ -25,6 +28,8 @@ from initsweep.errors import ConfigError
 from initsweep.job import job_spec
 from initsweep.report.search import find_study_outputs
 from initsweep.search import JobTrial, Pruned, PruningHook, open_job_trial
+from initsweep.search.logs import route_optuna_logs
+from initsweep.search.pruner import build_pruner, resolve_pruner
 from initsweep.search.pruning import open_trial
 from initsweep.search.seeds import compare_top, per_seed, seed_attrs
 from initsweep.search.storage import resolve_storage
@@ -154,6 +159,7 @@ def test_pruning_hook_prunes_a_trial_worse_than_the_median(tmp_path, make_cfg):
     # a trial opened by its job, as the sweeper's overrides describe it
     cfg = make_cfg(
         "search=gain",
+        "search/pruner=median",
         "search.pruner.n_startup_trials=1",
         "search.pruner.n_warmup_steps=0",
         f"++search.trial={fine.number}",
@@ -178,6 +184,66 @@ def test_pruning_hook_prunes_a_trial_worse_than_the_median(tmp_path, make_cfg):
     assert trials[hopeless.number].user_attrs == seeds  # its seeds, recorded before it ended
     assert trials[fine.number].state == TrialState.RUNNING
     assert trials[fine.number].intermediate_values == {1: 0.8}
+
+
+def test_the_default_pruner_waits_for_half_the_epochs_half_the_trials_and_no_progress(make_cfg):
+    node = OmegaConf.to_container(make_cfg("search=gain").search.pruner)
+    assert node["_target_"] == "optuna.pruners.PatientPruner"
+    median = node["wrapped_pruner"]
+    assert median["_target_"] == "optuna.pruners.MedianPruner"
+    assert node["patience"] == median["n_warmup_steps"] == median["n_startup_trials"] == "auto"
+    # what the sweeper gives each job: an eighth and half of its epochs, half of n_trials (>= 5)
+    assert resolve_pruner(node, epochs=25, n_trials=20) == {
+        "patience": 3,
+        "wrapped_pruner.n_warmup_steps": 12,
+        "wrapped_pruner.n_startup_trials": 10,
+    }
+    assert resolve_pruner(median, epochs=3, n_trials=6) == {
+        "n_warmup_steps": 1,
+        "n_startup_trials": 5,
+    }
+    # numbers given by the user stay; a pruner with no auto key passes through; null never prunes
+    assert resolve_pruner({**median, "n_warmup_steps": 4}, 25, 20) == {"n_startup_trials": 10}
+    assert resolve_pruner({"_target_": "optuna.pruners.HyperbandPruner"}, 25, 20) == {}
+    assert resolve_pruner(None, 25, 20) == {}
+    # an auto key the pruner has no argument for is dropped
+    threshold = {**median, "_target_": "optuna.pruners.ThresholdPruner"}
+    assert resolve_pruner(threshold, 25, 20) == {"n_warmup_steps": 12, "n_startup_trials": None}
+    # the other presets of conf/search/pruner/
+    assert make_cfg("search=gain", "search/pruner=median").search.pruner.n_warmup_steps == "auto"
+    assert make_cfg("search=gain", "search/pruner=hyperband").search.pruner == {
+        "_target_": "optuna.pruners.HyperbandPruner"
+    }
+    # a job handed a trial by hand, with auto left in, is told who sets it
+    with pytest.raises(ConfigError, match="search.pruner.patience='auto' is invalid"):
+        build_pruner(node)
+    numbers = {
+        "patience": 3,
+        "wrapped_pruner": {**median, "n_warmup_steps": 12, "n_startup_trials": 10},
+    }
+    pruner = build_pruner({**node, **numbers})
+    assert isinstance(pruner, optuna.pruners.PatientPruner)
+    assert pruner._patience == 3 and pruner._wrapped_pruner._n_warmup_steps == 12
+
+
+def test_optunas_info_lines_go_to_the_log_files_and_its_warnings_also_to_the_terminal(tmp_path):
+    # the root logger as Hydra sets it for a job: the terminal and <job dir>/train.log
+    root, terminal = logging.getLogger(), io.StringIO()
+    handlers = [logging.StreamHandler(terminal), logging.FileHandler(tmp_path / "train.log")]
+    saved = root.handlers[:]
+    root.handlers = handlers
+    try:
+        route_optuna_logs()
+        route_optuna_logs()  # twice: still one copy of each line
+        optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+        logging.getLogger("optuna.study").warning("a warning")
+    finally:
+        root.handlers = saved
+        for h in handlers:
+            h.close()
+    log = (tmp_path / "train.log").read_text()
+    assert log.count("A new study created in RDB with name: s") == 1 and "a warning" in log
+    assert terminal.getvalue() == "a warning\n"
 
 
 # --- real searches through the CLI -----------------------------------------------------------
@@ -224,6 +290,7 @@ def graded_search(tmp_path_factory):
         "optimizer.lr=choice(0.3, 1e-6, 1e30)",
         "hydra/sweeper/sampler=grid",
         "hydra.sweeper.sampler.seed=1",
+        "search/pruner=median",
         "search.pruner.n_startup_trials=1",
         "search.pruner.n_warmup_steps=1",
         "trainer.epochs=3",
@@ -315,6 +382,32 @@ def test_report_of_a_search_shows_its_trials_and_plots(graded_search):
     page = result.index.read_text()
     assert 'src="optuna_slice.png"' in page and 'href="optuna_trials.csv"' in page
     assert "optimizer.lr" in result.text  # the best parameters, printed
+    # how many trials were pruned, after which epochs, as the end of the search said it
+    assert PRUNED_LINE in result.text and html.escape(PRUNED_LINE) in page
+    assert "Left out: 1 pruned trial (after epoch 1 (1 trial))." in page  # trials across seeds
+
+
+PRUNED_LINE = "2 pruned: 1 by the pruner after epoch 1 (1 trial), 1 because every seed diverged"
+
+
+@pytest.mark.slow
+def test_the_end_of_a_search_says_what_was_pruned_and_logs_optunas_lines(graded_search):
+    res, tmp, _ = graded_search
+    assert PRUNED_LINE in res.stdout
+    record = yaml.safe_load((tmp / "sweep" / "optuna_study.yaml").read_text())
+    assert record["pruned"] == {
+        "by_pruner": 1,
+        "after_epoch": {1: 1},
+        "diverged": 1,
+        "line": PRUNED_LINE,
+    }
+    # Optuna's INFO lines ("[I <time>] A new study created", "Skipped telling trial") are
+    # bookkeeping: in the sweep's search.log with the sweeper's own, not on the terminal
+    assert not [ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("[I ")]
+    log = (tmp / "sweep" / "search.log").read_text()
+    assert "A new study created in RDB" in log and "Skipped telling trial" in log
+    assert "Pruner MedianPruner(n_startup_trials=1, n_warmup_steps=1)" in log
+    assert "3/3 trials done" in log
 
 
 # --- the seeds of a search ---------------------------------------------------------------------

@@ -11,11 +11,18 @@ What changes against ``hydra_optuna_sweeper._impl.OptunaSweeperImpl.sweep``:
 - trials survive their workers: SQLite waits for locks; the sweeper keeps a heartbeat for the
   trials its jobs are running, so a search that was killed leaves trials that the next search on
   the study fails and re-queues (Optuna's ``RetryHeartbeatStaleTrialCallback``); a launcher that
-  raises (a killed joblib worker) fails that batch's trials, re-queues them, and the search goes on;
+  raises (a killed joblib worker) fails that batch's trials and re-queues them, without counting
+  them towards ``max_failure_rate`` (a worker's death is not the trials' fault), and the search
+  goes on; a launcher that refuses the jobs (:class:`~initsweep.errors.ConfigError`: SLURM can
+  never start them) fails the batch and ends the search in one line;
+- each job's pruner gets its ``auto`` values (``initsweep.search.pruner``) from its epochs and
+  ``n_trials``; Optuna's and the sweeper's log lines go to ``<sweep dir>/search.log`` too, and
+  Optuna's INFO lines no longer to the terminal (``initsweep.search.logs``);
 - a job's outcome is told guardedly (:meth:`InitsweepOptunaSweeperImpl._tell`): an exception is a
   failed trial with its message (``fail_reason``), a value that is not a number (or not one per
   objective) or not finite is a failed trial, a trial its job already ended (pruned, or diverged)
-  is left as it is; only exceptions count towards ``max_failure_rate``, as a share of ``n_trials``;
+  is left as it is; only the jobs' exceptions count towards ``max_failure_rate``, as a share of
+  ``n_trials``;
 - ``multirun.yaml`` in the sweep dir, as Hydra's basic sweeper writes it (jobs name their W&B and
   TensorBoard runs by the keys it sweeps);
 - after the search: ``optimization_results.yaml`` as before, plus the trials CSV, the plots, a
@@ -27,6 +34,7 @@ It runs any Hydra app: ``objective`` (initsweep's metric key) is read only where
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
@@ -40,7 +48,7 @@ from typing import Any, Literal, cast
 import optuna
 from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import ExperimentalWarning, StorageInternalError, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, Trial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
@@ -48,6 +56,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from hydra_plugins.initsweep_optuna.space import parse_space
 from initsweep.errors import ConfigError, first_line
 from initsweep.files import STUDY_OUTPUTS
+from initsweep.search.logs import search_log
+from initsweep.search.pruner import describe_pruner, resolve_pruner
 from initsweep.search.results import format_trials_table, write_study_outputs, write_study_record
 from initsweep.search.storage import Heartbeat, is_journal, locate_study, open_storage
 from initsweep.summary import direction as metric_direction
@@ -78,7 +88,8 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
 
     def sweep(self, arguments: list[str]) -> None:
         try:
-            self._sweep(arguments)
+            with search_log(self.sweep_dir, "hydra", "hydra_plugins"):
+                self._sweep(arguments)
         except ConfigError as e:
             # a user mistake in the search itself: one line, exit 2, as the job does
             print(f"initsweep: error: {e}", file=sys.stderr)
@@ -123,6 +134,11 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
             )
         study, url = self._open_study(directions, objective)
         self._fail_stale(study)
+        if url is not None and initsweep:
+            node = OmegaConf.select(self.config, "search.pruner")
+            epochs = OmegaConf.select(self.config, "trainer.epochs", default=None)
+            node = OmegaConf.to_container(node) if isinstance(node, DictConfig) else None
+            log.info(describe_pruner(node, epochs, self.n_trials))
 
         failures = launched = 0
         before = len(study.trials)
@@ -133,7 +149,7 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
             overrides = self._configure_trials(trials, space, fixed, fixed_overrides)
             if url is not None and initsweep:
                 overrides = [
-                    (*o, *trial_overrides(t.number, study.study_name, url))
+                    (*o, *trial_overrides(t.number, study.study_name, url), *self._pruner(t))
                     for o, t in zip(overrides, trials)
                 ]
             # job dir = trial number (a re-run into the same sweep dir adds dirs, never reuses
@@ -148,6 +164,9 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
             with Heartbeats(study, trials):
                 try:
                     returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+                except ConfigError as e:  # the launcher refuses the jobs (SLURM cannot start
+                    self._lost(study, trials, first_line(e), retry=False)  # them): ends it
+                    raise
                 except Exception as e:  # the launcher itself: a killed worker, a lost SLURM job
                     lost = f"{type(e).__name__}: {first_line(e)}"
                 except BaseException:  # Ctrl-C, SIGTERM: nothing of the batch stays RUNNING
@@ -155,10 +174,11 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
                     raise
             self.job_idx += batch
             failures += sum(self._tell(study, t, r) for t, r in zip(trials, returns))
+            requeued = []
             if lost or len(returns) < batch:
-                failures += self._lost(study, trials, lost or "the launcher returned no result")
-                log.warning(f"The launcher failed ({self.last_error}); the search goes on")
-            launched += batch
+                requeued, given_up = self._requeue(study, trials, lost or "no result came back")
+                failures += len(given_up)  # lost again after max_retry: those count
+            launched += batch - len(requeued)  # a re-queued trial runs in a later batch
             log.info(f"{launched}/{self.n_trials} trials done; {describe_best(study)}")
             if failures > self.max_failure_rate * self.n_trials:
                 break
@@ -227,6 +247,22 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
             log.warning("storage=null: an in-memory study, nothing persists and nothing is pruned")
         return study, url
 
+    def _pruner(self, trial: Trial) -> tuple[str, ...]:
+        """``++search.pruner.<key>=<n>`` for each ``auto`` key of the job's pruner, from its
+        ``trainer.epochs`` and ``n_trials``, or ``~search.pruner.<key>`` where the pruner takes
+        no such argument (:func:`initsweep.search.pruner.resolve_pruner`)."""
+        node = OmegaConf.select(self.config, "search.pruner", default=None)
+        if not isinstance(node, DictConfig):
+            return ()
+        epochs = trial.params.get("trainer.epochs")
+        if epochs is None:
+            epochs = OmegaConf.select(self.config, "trainer.epochs", default=None)
+        values = resolve_pruner(OmegaConf.to_container(node), epochs, self.n_trials)
+        return tuple(
+            f"~search.pruner.{key}" if value is None else f"++search.pruner.{key}={value}"
+            for key, value in values.items()
+        )
+
     def _fail_stale(self, study: optuna.Study) -> None:
         """Fail the trials of an earlier search that died (stale heartbeat) and re-queue them."""
         running = {t.number for t in study.get_trials(False, states=(TrialState.RUNNING,))}
@@ -272,18 +308,48 @@ class InitsweepOptunaSweeperImpl(OptunaSweeperImpl):
         finish(study, trial, values=values)
         return 0
 
-    def _lost(self, study: optuna.Study, trials: list[Trial], reason: str) -> int:
-        """Fail every trial of a batch whose job did not come back (``reason``) and re-queue it
-        (up to ``max_retry`` times, as Optuna's stale-trial callback does); return how many."""
+    def _lost(
+        self, study: optuna.Study, trials: list[Trial], reason: str, retry: bool = True
+    ) -> list[int]:
+        """Fail every trial of a batch whose job did not come back (``reason``) and, with
+        ``retry``, re-queue it up to ``max_retry`` times, as Optuna's stale-trial callback does
+        (its params, without the failed run's attributes); return the numbers re-queued."""
         self.last_error = reason
+        requeue = optuna.storages.RetryHeartbeatStaleTrialCallback
         with warnings.catch_warnings():  # experimental since Optuna 2.8
             warnings.simplefilter("ignore", ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(self.heartbeat.max_retry)
-            lost = [t for t in trials if not is_finished(study, t)]
-            for trial in lost:
+            callback = requeue(self.heartbeat.max_retry)
+            requeued = []
+            for trial in [t for t in trials if not is_finished(study, t)]:
                 fail(study, trial, f"its job did not come back: {reason}")
-                retry(study, study.get_trials(deepcopy=False)[trial.number])
-        return len(lost)
+                if not retry:
+                    continue
+                frozen = copy.copy(study.get_trials(deepcopy=False)[trial.number])
+                frozen.user_attrs = {}  # fail_reason and a partial run's seeds stay with it
+                before = len(study.get_trials(deepcopy=False))
+                callback(study, frozen)
+                if len(study.get_trials(deepcopy=False)) > before:
+                    requeued.append(trial.number)
+        return requeued
+
+    def _requeue(
+        self, study: optuna.Study, trials: list[Trial], reason: str
+    ) -> tuple[list[int], list[int]]:
+        """A batch the launcher lost (a killed worker takes joblib's whole batch with it): its
+        unfinished trials run again in a later batch, not counted as failures, since a worker's
+        death is not theirs; a trial lost ``max_retry`` times is a failure. Returns
+        ``(re-queued, given up)`` trial numbers."""
+        unfinished = [t.number for t in trials if not is_finished(study, t)]
+        requeued = self._lost(study, trials, reason)
+        given_up = [n for n in unfinished if n not in requeued]
+        log.warning(
+            f"The launcher lost trials {unfinished} ({reason}): "
+            + (f"re-queued {requeued}" if requeued else "")
+            + ("; " if requeued and given_up else "")
+            + (f"{given_up} failed, lost {self.heartbeat.max_retry + 1} times" if given_up else "")
+            + "; the search goes on"
+        )
+        return requeued, given_up
 
     def _write_results(self, study: optuna.Study, directions: list[str]) -> None:
         """``optimization_results.yaml``, as the official sweeper writes it."""

@@ -18,7 +18,8 @@ class InitsweepOptunaSweeperConf(OptunaSweeperConf):
       ``minimize``/``maximize`` and lists of them still work.
     - ``max_failure_rate``: the share of ``n_trials`` that may *raise* before the sweep stops
       (the official sweeper counts per batch, so with ``n_jobs=1`` one error stopped it).
-      Trials that return no usable value are recorded failed without counting.
+      Trials that return no usable value are recorded failed without counting, and so are the
+      trials of a batch the launcher lost (a killed worker): they are re-queued.
     - ``n_trials: 0`` runs nothing: the study's results are written and printed again.
     - ``heartbeat_interval`` / ``grace_period`` (seconds): an RDB study's trials carry a heartbeat
       while their jobs run; one older than the grace period belongs to a search that died, and

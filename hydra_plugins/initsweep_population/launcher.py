@@ -181,7 +181,7 @@ class PopulationLauncher(Launcher):
         """Each group as one task of a SLURM array (Hydra's submitit launcher); its Hydra job
         dir is ``<sweep dir>/.population/task-<k>``, beside the group's checkpoint. A task that
         failed as a whole fails each of its jobs with its error."""
-        from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+        from hydra_plugins.initsweep_slurm.launcher import SlurmLauncher  # reads pending reasons
 
         tasks = SlurmLauncher(**self.submitit)
         task = GroupTask([batch.specs(g) for g in groups], [batch.until_init(g) for g in groups])

@@ -1,4 +1,5 @@
-"""The Optuna search of a sweep, when there is one: the trials table and the study's plots.
+"""The Optuna search of a sweep, when there is one: how its trials ended (how many the pruner
+stopped, after which epochs), the trials table and the study's plots.
 
 The search writes them into the sweep dir (``initsweep.search.results``); the report copies them
 next to its page so that ``index.html`` keeps working when the report folder is moved.
@@ -42,9 +43,19 @@ def section(study: Study, out: Path, options: Options) -> Section | None:
         parts.append(f"<p>{html.escape(text)}</p>")
     else:
         text = ""
-    record = yaml.safe_load(found["study"].read_text()) if "study" in found else None
-    line = ((record or {}).get("top_trials") or {}).get("line")
-    if line:  # which of the best trials cannot be told apart across seeds
+    record = (yaml.safe_load(found["study"].read_text()) if "study" in found else None) or {}
+    states = record.get("states") or {}
+    counts = ", ".join(
+        f"{states[s]} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL") if s in states
+    )
+    lines = [
+        f"{record['n_trials']} trials: {counts}" if "n_trials" in record else "",
+        (record.get("pruned") or {}).get(
+            "line"
+        ),  # how many the pruner stopped, after which epochs
+        (record.get("top_trials") or {}).get("line"),  # which best trials cannot be told apart
+    ]
+    for line in filter(None, lines):
         text = f"{text}\n{line}".strip()
         parts.append(f"<p>{html.escape(line)}</p>")
     for kind in ("trials", *_PLOTS):

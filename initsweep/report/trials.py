@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections import Counter
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -19,9 +20,11 @@ from initsweep.render import render_table
 from initsweep.report.aggregate import finals
 from initsweep.report.jobs import Job, Study, is_search, short
 from initsweep.report.section import Options, Section, figure_html, save
+from initsweep.search.outcomes import after_epochs
 from initsweep.summary import aggregate, direction
 
 TOP = 10  # trials in the table
+PRUNED = "pruned"  # a summary's status when the pruner stopped its job (initsweep/summary.py)
 
 
 def _x(job: Job, key: str) -> float:
@@ -92,17 +95,26 @@ def top_table(jobs: list[Job], keys: list[str], objective: str, style: str) -> s
     return render_table(header, rows, style)
 
 
+def left_out(jobs: list[Job]) -> str:
+    """`` Left out: 7 pruned trials (after epoch 2 (5 trials) or 12 (2)), 1 unfinished.``"""
+    pruned = [j for j in jobs if j.status == PRUNED]
+    epochs = Counter(((j.summary or {}).get("search") or {}).get("pruned_epoch") for j in pruned)
+    unfinished = sum(not j.finished and j.status != PRUNED for j in jobs)
+    n = f"{len(pruned)} pruned trial{'s' if len(pruned) > 1 else ''}"
+    parts = [f"{n} ({after_epochs(epochs)})"] if pruned else []
+    parts += [f"{unfinished} unfinished"] if unfinished else []
+    return f" Left out: {', '.join(parts)}." if parts else ""
+
+
 def section(study: Study, out: Path, options: Options) -> Section | None:
     jobs = study.finished
     if len(jobs) < 2 or not is_search(jobs) or not study.varying:
         return None
     objective, keys = study.objective, study.varying
     path = plot(jobs, keys, objective, out / "search_seeds.png")
-    left = len([j for j in study.jobs if not j.finished])
     caption = (
         f"Each finished trial's final {objective} per seed (points) and their mean ± standard "
-        "error (bar); the best trial in red."
-        + (f" {left} unfinished or pruned trial(s) left out." if left else "")
+        "error (bar); the best trial in red." + left_out(study.jobs)
     )
     title = f"Best {min(TOP, len(jobs))} of {len(jobs)} finished trials by mean {objective}"
     body = f"<p>{html.escape(title)}</p>" + top_table(jobs, keys, objective, "html")

@@ -2,6 +2,9 @@
 
 - :mod:`~initsweep.search.pruning`: a trial's job reports each epoch, stops when pruned, and
   records its per-seed values;
+- :mod:`~initsweep.search.pruner`: the study's pruner, its ``auto`` warm-up and startup trials;
+- :mod:`~initsweep.search.outcomes`: how many trials were pruned, after which epochs;
+- :mod:`~initsweep.search.logs`: Optuna's log lines to the log files, not the terminal;
 - :mod:`~initsweep.search.seeds`: per-seed values of a trial, and which of the best trials
   cannot be told apart across seeds;
 - :mod:`~initsweep.search.results`: the trials CSV and plots after a search

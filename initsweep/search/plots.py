@@ -3,10 +3,10 @@
 Each function takes the study's trials (``FrozenTrial``), draws one figure and saves it. A
 completed trial is its mean over seeds with a bar of ± one standard error (from the per-seed
 values its job recorded, :mod:`initsweep.search.seeds`); a pruned trial is drawn hollow at its
-last reported value. Trials without a value are drawn along the edge of the worse values (the
-top for a loss), at their trial number (history) or searched value (slices), so the region where
-every seed diverged stays visible: red triangles for trials whose seeds all diverged, black
-crosses for failed ones.
+last reported value, in the history with the epoch it was stopped after beside it. Trials
+without a value are drawn along the edge of the worse values (the top for a loss), at their
+trial number (history) or searched value (slices), so the region where every seed diverged
+stays visible: red triangles for trials whose seeds all diverged, black crosses for failed ones.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa:
 from optuna.distributions import FloatDistribution, IntDistribution  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
+from initsweep.search.outcomes import count_pruned  # noqa: E402
 from initsweep.search.seeds import all_diverged, standard_error  # noqa: E402
 
 EDGE = {  # trials without a value: a marker along the edge of the worse values
@@ -87,10 +88,10 @@ def _edge(ax, xs: list, what: str, minimize: bool) -> None:
     )
 
 
-def _legend_handles(kinds: set[str]) -> list[Line2D]:
+def _legend_handles(kinds: set[str], pruned: str = "pruned (last value)") -> list[Line2D]:
     handles = [
         Line2D([], [], marker="o", ls="", color="grey", label="complete (mean ± s.e. over seeds)"),
-        Line2D([], [], marker="o", ls="", mfc="none", color="grey", label="pruned (last value)"),
+        Line2D([], [], marker="o", ls="", mfc="none", color="grey", label=pruned),
     ]
     handles += [
         Line2D([], [], marker=s["marker"], ls="", color=s["color"], label=s["label"])
@@ -109,6 +110,9 @@ def plot_history(
     for k, color in (("complete", "C0"), ("pruned", "C1")):
         if by[k]:
             _points(ax, [t.number for t in by[k]], by[k], color, hollow=k == "pruned")
+    for t in by["pruned"]:  # the epoch it was stopped after, beside its hollow marker
+        ax.annotate(f"{t.last_step}", (t.number, t.value), xytext=(4, 3), fontsize=7,
+                    textcoords="offset points", color="C1")  # fmt: skip
     done = sorted([t for t in trials if t.state == TrialState.COMPLETE], key=lambda t: t.number)
     if done:
         best, xs, ys = None, [], []
@@ -129,7 +133,10 @@ def plot_history(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="trial", ylabel=label, title=title)
     ax.grid(alpha=0.3)
-    handles = _legend_handles({k for k in EDGE if by[k]})
+    by_epoch, _ = count_pruned(trials)
+    after = ", ".join(f"{e} ×{n}" for e, n in sorted(by_epoch.items(), key=lambda x: x[0] or 0))
+    label = f"pruned after epoch (number beside it): {after}" if after else "pruned (last value)"
+    handles = _legend_handles({k for k in EDGE if by[k]}, label)
     if done:
         handles.append(Line2D([], [], color="C2", label="best so far"))
     ax.legend(handles=handles, loc="best", fontsize="small")

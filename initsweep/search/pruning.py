@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import hydra
-
 from initsweep.errors import first_line
 from initsweep.interrupt import signals_held
+from initsweep.search.logs import route_optuna_logs
+from initsweep.search.pruner import build_pruner
 
 if TYPE_CHECKING:  # optuna is imported by the jobs of a search only (it costs ~0.4 s); the
     import optuna  # sweeper, which imports this package, needs no torch
@@ -138,15 +138,6 @@ class PruningHook:
             raise Pruned(self.trial.number, epoch, value)
 
 
-def build_pruner(node: dict | None) -> BasePruner:
-    """``search.pruner``: an ``optuna.pruners`` ``_target_`` node; ``null`` never prunes."""
-    import optuna
-
-    if node is None:
-        return optuna.pruners.NopPruner()
-    return hydra.utils.instantiate(node, _execution_whitelist_=["optuna.pruners.*"])
-
-
 def open_trial(
     storage: str, study_name: str, number: int, pruner: BasePruner
 ) -> optuna.trial.Trial:
@@ -178,6 +169,7 @@ def open_job_trial(trial: Trial | None) -> JobTrial | None:
     if trial is None:
         return None
     pruner = build_pruner(trial.pruner)  # a bad pruner node is the user's mistake: it raises
+    route_optuna_logs()  # Optuna's INFO lines to the job's train.log, not the terminal
     try:
         with signals_held():
             return JobTrial(open_trial(trial.storage, trial.study_name, trial.number, pruner))

@@ -2,8 +2,9 @@
 
 ``write_study_record`` writes ``optuna_study.yaml`` when a search starts (where the study lives,
 how its storage was given and from which directory), so a sweep dir always says where its study
-is; ``write_study_outputs`` adds the trial counts and the comparison of the best trials across
-seeds to it after the search, and writes ``optuna_trials.csv`` (one row per trial: number, state,
+is; ``write_study_outputs`` adds the trial counts (the pruned ones by the epoch they stopped
+after, :mod:`initsweep.search.outcomes`) and the comparison of the best trials across seeds to it
+after the search, and writes ``optuna_trials.csv`` (one row per trial: number, state,
 value, the per-seed mean, std, n and standard error, params, duration, epochs reported, why it
 failed) and the plots ``optuna_history.png``, ``optuna_slice.png`` and, with two or more
 parameters, ``optuna_importance.png`` (the names are :data:`initsweep.files.STUDY_OUTPUTS`, which
@@ -26,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from initsweep.files import STUDY_OUTPUTS as OUTPUTS
 from initsweep.files import atomic_open
 from initsweep.render import render_table
+from initsweep.search.outcomes import count_pruned, pruned_line, pruned_record
 from initsweep.search.plots import plot_history, plot_importances, plot_slices
 from initsweep.search.seeds import (
     TopTrials,
@@ -99,6 +101,7 @@ def write_study_outputs(sweep_dir: str | Path, study: optuna.Study) -> list[Path
     record.update(
         n_trials=len(trials),
         states={s.name: sum(t.state == s for t in trials) for s in TrialState},
+        pruned=pruned_record(trials),
     )
     top = top_trials(study)
     if top is not None:
@@ -177,6 +180,9 @@ def format_trials_table(study: optuna.Study, title: str = "", top: int = 5) -> s
         for t in best[:top]
     ]
     out = [render_table(header, rows, title=title), f"{len(trials)} trials: {counts}"]
+    pruned = pruned_line(*count_pruned(trials))
+    if pruned:
+        out.append(pruned)
     if compared is not None:
         out.append(compared.line)
     return "\n".join(out)

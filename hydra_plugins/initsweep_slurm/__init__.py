@@ -1,0 +1,2 @@
+"""``hydra/launcher=slurm``: Hydra's submitit SLURM launcher plus a word when a job can never
+start (:mod:`.launcher`)."""
