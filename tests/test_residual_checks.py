@@ -8,7 +8,7 @@ import math
 import pytest
 
 from initsweep.data.text import pydoc_chars
-from initsweep.report.compare.engine import compare_jobs
+from initsweep.report.compare.engine import analyse
 from initsweep.report.jobs import load_study
 from tests.conftest import run_cli
 
@@ -44,11 +44,11 @@ def test_fixup_and_skipinit_train_a_32_block_residual_net_where_he_init_diverges
         diverged, finals = arms[f"init={scheme}"]
         assert diverged == 0 and len(finals) == 3
         assert max(finals) < 0.5 * math.log(10)  # far below a guess's ln 10
-    # the report's comparisons say so, seed by seed
-    rows = compare_jobs(jobs).rows
+    # the report's comparisons say so, seed by seed: every He seed diverged, none of the others
+    rows = analyse(jobs).rows
     final = [r for r in rows if r.metric == "val/loss_final"]
-    assert {r.other for r in final} == {"init=fixup", "init=skipinit"}
-    assert all(r.baseline == "init=kaiming_normal" and r.n_diverged == (3, 0) for r in final)
+    assert {r.label for r in final} == {"init=fixup", "init=skipinit"}
+    assert all(r.baseline_label == "init=kaiming_normal" and r.n_diverged == (3, 0) for r in final)
 
 
 @pytest.mark.slow
@@ -58,10 +58,10 @@ def test_deepnorm_and_rezero_train_a_24_block_transformer_where_post_ln_stalls(t
     _, post = arms["arm=post_ln"]
     unigram = unigram_val_loss(pydoc_chars(block_size=32, limit=1000))  # 3.209 on CPython 3.11
     assert min(post) > unigram - 0.05  # post-LN learns the frequencies and no more
-    rows = compare_jobs(jobs).rows
+    rows = analyse(jobs).rows
     for arm in ("deepnorm", "rezero"):
         diverged, finals = arms[f"arm={arm}"]
         assert diverged == 0 and max(finals) < unigram - 0.2
-        (row,) = [r for r in rows if r.metric == "val/loss_final" and r.other == f"arm={arm}"]
-        # a clear difference: every seed lower, the interval excludes 0
-        assert row.baseline == "arm=post_ln" and row.result.clear(row.p_t_holm)
+        (row,) = [r for r in rows if r.metric == "val/loss_final" and r.label == f"arm={arm}"]
+        # a clear difference, lower: the report's verdict on its primary metric
+        assert row.baseline_label == "arm=post_ln" and row.clear and row.change()[2] < 0
