@@ -139,7 +139,7 @@ class JobConfig:
     # the launcher's (a job may resume on another cluster or locally)
     resources: Any = key(None, volatile=True)
     search: Optional[SearchConfig] = key(None, per_job=True, arm=False)  # noqa: UP045
-    arm: Any = None  # +arm=<name>: a named arm that sets several keys at once (conf/arm/)
+    arm: Any = None  # arm=<name>: a named arm that sets several keys at once (conf/arm/)
     # initsweep-probe coord_check=on: widths and steps of the coordinate check (initsweep.job.coord)
     coord_check: Optional[CoordCheckConfig] = None  # noqa: UP045
 
