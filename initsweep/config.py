@@ -19,6 +19,7 @@ from initsweep.init import list_schemes, scheme_schema
 from initsweep.summary import ON_DIVERGE
 from initsweep.track.wandb import MODES
 from initsweep.train.metrics import LOSSES
+from initsweep.train.order import DATA_ORDERS
 from initsweep.train.population import STRATEGIES
 
 # the primary config dir, shipped in the package
@@ -47,6 +48,7 @@ TARGETS = [*DATASETS, *MODELS, "torch.optim.*", "torch.nn.*", "torchvision.model
 HYDRA_TARGETS = ["initsweep.cli.OutputDirCheck"]
 
 Strategy = make_choice("Strategy", STRATEGIES, __name__)
+DataOrder = make_choice("DataOrder", DATA_ORDERS, __name__)
 OnDiverge = make_choice("OnDiverge", ON_DIVERGE, __name__)
 Loss = make_choice(
     "Loss", ["auto", *dict.fromkeys(n for ls in LOSSES.values() for n in ls)], __name__
@@ -59,7 +61,10 @@ class TrainerConfig:
     epochs: int = 5
     batch_size: int = 64
     device: str = "auto"  # auto: CUDA if available, else CPU
-    data_seed: int = 0  # one data order shared by all seeds: they differ only in init and dropout
+    data_seed: int = 0  # seeds the data order (shuffled each epoch)
+    # shared: every seed sees the same batches, so seeds differ only in init and dropout;
+    # per_seed: each seed shuffles on its own, so their spread includes data-order variance
+    data_order: DataOrder = DataOrder.shared
     log_every: int = 10  # steps between train/loss points
     loss: Loss = Loss.auto  # auto: cross_entropy, bce or mse by task
     huber_delta: float = 1.0
