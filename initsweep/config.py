@@ -76,6 +76,9 @@ class TrainerConfig:
     amp: bool = True  # CUDA only: bf16 autocast of the training step (the CPU trains in fp32)
     compile: bool = False  # torch.compile the stacked step (measured slower on the 2-core CPU)
     progress: bool = True
+    # when checkpoint.pt is written (and always after the last epoch): a whole number of epochs
+    # (1: each epoch) or of seconds (60s); by time, its cost does not grow with the epochs
+    checkpoint_every: str = "60s"
     # PyTorch's deterministic algorithms: bit-identical GPU runs, at some speed cost (CPU runs
     # are deterministic already)
     deterministic: bool = False

@@ -180,7 +180,7 @@ def test_a_killed_group_resumes_and_finished_jobs_return_their_objective(tmp_pat
     cmd = [
         sys.executable, "-m", "initsweep", "-m", "experiment=fashion_mnist_schemes_twin",
         *QUICK, "trainer.epochs=4", "hydra/launcher=population",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", "trainer.checkpoint_every=1",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240

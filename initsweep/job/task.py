@@ -83,7 +83,8 @@ def _train(spec: JobSpec, device) -> float:
 
         # --- train; a search trial reports each epoch to its study and may be pruned
         trial, pruned = open_job_trial(spec.trial), None
-        hooks = [Checkpoint(out, spec.config, layout), *pruning_hooks(spec, trial)]
+        saver = Checkpoint(out, spec.config, layout, every=t.checkpoint_every, epochs=t.epochs)
+        hooks = [saver, *pruning_hooks(spec, trial)]
         try:
             copies = fit(pop, bundle, loop_cfg, tracker, copies, hooks, start_epoch, step)
         except Pruned as p:  # the copies hold the metrics of the epoch it was pruned after
