@@ -4,8 +4,9 @@
 element on one thread, which costs as much as all the matmuls of a small MLP step.
 :class:`DropoutStreams` instead fills int64 words with 64 random bits (one MT call per word) and
 compares each word's four int16 pieces with a threshold: 4 masks per draw, several times
-faster (the README's benchmark notes). The masks are statistically those of
-``nn.Dropout`` but not the same random stream.
+faster (docs/explanation/performance.md). The masks are statistically those of ``nn.Dropout``
+but not its random stream; every dropout of initsweep draws them this way, in the hand-written
+MLP stack, under ``vmap`` and for a copy alone (``initsweep/train/draws.py``).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ class VmapStack:
         params, buffers = stack_module_state(models)
         self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
         self.buffers = {k: v.detach().clone() for k, v in buffers.items()}
+        self.saved = state_names(models[0])
         # structure only; weights and buffers come stacked
         self.base = with_batched_noise(copy.deepcopy(models[0])).to("meta")
         self.generators = generators
@@ -89,18 +90,28 @@ class VmapStack:
 
     def copy_values(self, i: int) -> dict[str, Tensor]:
         """Copy i's parameters and buffers, as its ``state_dict`` names them."""
-        return {name: t[i].detach() for name, t in {**self.params, **self.buffers}.items()}
-
-    def copy_buffers(self, i: int) -> dict[str, Tensor]:
-        return {name: b[i] for name, b in self.buffers.items()}
+        stacked = {**self.params, **self.buffers}
+        return {key: stacked[name][i].detach() for key, name in self.saved.items()}
 
     def copy_grads(self, i: int) -> dict[str, Tensor]:
         return {name: p.grad[i] for name, p in self.params.items() if p.grad is not None}
 
     def load_copy(self, i: int, values: dict[str, Tensor]) -> None:
+        """Set copy i from a ``state_dict`` of the model (a tied weight comes under each of its
+        names: the same values twice)."""
+        stacked = {**self.params, **self.buffers}
         with torch.no_grad():
-            for name, t in {**self.params, **self.buffers}.items():
-                t[i].copy_(values[name])
+            for key, name in self.saved.items():
+                stacked[name][i].copy_(values[key])
+
+
+def state_names(model: nn.Module) -> dict[str, str]:
+    """Each ``state_dict`` key of ``model`` and the stacked tensor behind it: a tied weight's
+    every name maps to the one name ``stack_module_state`` keeps; non-persistent buffers, which
+    a ``state_dict`` leaves out, are left out."""
+    kept = {id(t): n for n, t in [*model.named_parameters(), *model.named_buffers()]}
+    saved = model.state_dict(keep_vars=True)
+    return {key: kept[id(t)] for key, t in saved.items() if id(t) in kept}
 
 
 @contextmanager

@@ -31,9 +31,9 @@ def gemm_nt(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     """``a @ b.T (+ bias)`` for 2-d ``a [n, k]``, ``b [m, k]``.
 
     float32 on the CPU goes through oneDNN's inner-product kernel, which runs these wide shapes
-    (k = 784 or 128, m = copies x 256) faster than MKL's ``addmm``/``mm`` (the README's
-    benchmark notes); other devices and dtypes use ``addmm``/``mm``. Both compute in float32
-    (no reduced-precision mode unless the user set one for oneDNN).
+    (k = 784 or 128, m = copies x 256) faster than MKL's ``addmm``/``mm``
+    (docs/explanation/performance.md); other devices and dtypes use ``addmm``/``mm``. Both
+    compute in float32 (no reduced-precision mode unless the user set one for oneDNN).
     """
     if _onednn_fp32(a, b):
         return torch.ops.mkldnn._linear_pointwise(
