@@ -10,21 +10,26 @@ Samples per second for all copies together (one sample = one copy seeing one exa
       fp32 step on these kernels can beat its own GEMMs;
 
 for the FashionMNIST-shaped MLP 784-256-256-10 (ReLU, dropout 0.2, Adam, batch 128, synthetic
-data of the real shape) at M = 1, 10, 60, and the small CNN (conv 32, conv 64, 3x32x32) at
-M = 1, 10, where (c) is the generic vmap path. Each timing is a fixed number of model-steps
+data of the real shape) at M = 1, 10, 60; the small CNN (conv 32, conv 64, 3x32x32) at
+M = 1, 4, 10; torchvision's ResNet-18 and EfficientNet-B0 (3x32x32, batch 32; (b) and (c)
+only) at M = 1, 4, 10. For the conv nets (c) is the generic vmap stack, and the
+"stacked against sequential" table (scripts/bench_stack.py) says which population
+``trainer.strategy=auto`` builds for each. Each timing is a fixed number of model-steps
 (a sequential variant gives each copy 1/M of them). Every variant walks on through its epochs
 from one timing to the next, so a per-epoch cost (a DataLoader epoch per copy in (a), one
 shuffled gather in (b) and (c), as in the loop) is paid once per epoch, as in training.
 Building (c) switches glibc to keep freed memory (initsweep/train/malloc.py); that setting is
-process-wide, so (a) and (b) are timed under it too. Every round measures the float32 matmul
-peak (2048^2 ``torch.mm``, all threads) and then every (model, M, variant) once, interleaved;
-the table shows medians over rounds, the ratio to (a) taken within each round, % of peak with
-6 x params FLOPs/sample for the MLP (3 x forward FLOPs for the CNN, where 6 x params means
-nothing), and (c) as a fraction of its ceiling (g). ``foreign`` is the CPU share other
-processes used during the timings. The whole-study benchmark is scripts/bench_study.py.
+process-wide, so (a) and (b) are timed under it too. Each (model, M) in turn: every round
+measures the float32 matmul peak (2048^2 ``torch.mm``, all threads) and then each variant once,
+interleaved; the table shows medians over rounds, the ratio to (a) taken within each round,
+% of peak with 6 x params FLOPs/sample for the MLP (3 x forward FLOPs for the conv nets, where
+6 x params means nothing), and (c) as a fraction of its ceiling (g). ``foreign`` is the CPU
+share other processes used during the timings. The whole-study benchmark is
+scripts/bench_study.py.
 
-  .venv/bin/python scripts/bench.py            # full run (a few minutes), writes outputs/bench/
-  .venv/bin/python scripts/bench.py --quick    # seconds: a smoke test of the whole script
+  .venv/bin/python scripts/bench.py            # full run (about 12 minutes), outputs/bench/
+  .venv/bin/python scripts/bench.py --quick    # a smoke test of the whole script
+  .venv/bin/python scripts/bench.py --models cnn,resnet18 --clock cpu   # on a busy machine
 """
 
 from __future__ import annotations
@@ -326,36 +331,39 @@ def plan(quick: bool, models: list[str], scale: float):
 def run(
     rounds: int, device: torch.device, plans, peak_n: int = 2048, clock=time.perf_counter
 ) -> dict:
-    """Every (model, M, variant) of ``plans`` timed once per round, interleaved; ``clock`` is
+    """For each (model, M) of ``plans`` in turn: its variants built, then timed once per round,
+    interleaved (the ratios compare variants of one model and M within a round), then freed,
+    so that only one group's copies are in memory (all of them at once: 12 GB). ``clock`` is
     wall time, or the process's CPU time (``--clock cpu``, one thread: the work a step does,
     whatever else runs on a shared machine)."""
-    cases, datas = [], {}
+    cases, peaks, times = [], [], {}
     for name, spec, n, model_steps, ms, variants in plans:
         g = torch.Generator().manual_seed(0)
-        datas[name] = (
+        data = (
             torch.randn(n, *spec.shape, generator=g).to(device),
             torch.randint(0, 10, (n,), generator=g).to(device),
         )
         for m in ms:
+            group = []
             for v in variants:
-                fn = VARIANTS[v][1](spec, m, datas[name], device, model_steps)
+                fn = VARIANTS[v][1](spec, m, data, device, model_steps)
                 fn(2)  # warm-up: allocations, first-call dispatch
+                group.append(len(cases))
                 cases.append({"model": name, "m": m, "variant": v, "fn": fn, "flops": spec.flops})
-    peaks, times = [], {i: [] for i in range(len(cases))}
-    for r in range(rounds):
-        peaks.append(matmul_peak(device, peak_n, clock=clock))
-        order = list(range(len(cases)))
-        if r % 2:  # alternate the order so no variant always follows the same one
-            order.reverse()
-        for i in order:
-            sync(device)
-            with CpuLoad() as load:
-                t = clock()
-                samples = cases[i]["fn"]()
-                sync(device)
-                wall = clock() - t
-            times[i].append((samples / wall, load.foreign))
-        print(f"round {r + 1}/{rounds}: peak {peaks[-1] / 1e9:.0f} GFLOP/s", flush=True)
+                times[group[-1]] = []
+            for r in range(rounds):
+                peaks.append(matmul_peak(device, peak_n, clock=clock))
+                for i in group if r % 2 == 0 else group[::-1]:  # no variant always goes first
+                    sync(device)
+                    with CpuLoad() as load:
+                        t = clock()
+                        samples = cases[i]["fn"]()
+                        sync(device)
+                        wall = clock() - t
+                    times[i].append((samples / wall, load.foreign))
+            for i in group:
+                cases[i]["fn"] = None  # its copies and optimizer go
+            print(f"{name} M={m}: {rounds} rounds, peak {peaks[-1] / 1e9:.0f} GFLOP/s", flush=True)
     return summarize(cases, times, peaks, device)
 
 
