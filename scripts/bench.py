@@ -428,9 +428,11 @@ def check_targets(rows) -> dict:
 
 def table(result: dict) -> str:
     lines = [
-        f"device {result['device']}, {result['threads']} threads, torch {result['torch']}; "
-        f"fp32 matmul peak {result['peak_flops'] / 1e9:.0f} GFLOP/s "
-        f"(rounds: {', '.join(f'{p / 1e9:.0f}' for p in result['peaks'])})",
+        f"device {result['device']}, {result['threads']} thread{'s' * (result['threads'] > 1)}, "
+        f"torch {result['torch']}; "
+        f"fp32 matmul peak {result['peak_flops'] / 1e9:.0f} GFLOP/s (median of "
+        f"{len(result['peaks'])}, {min(result['peaks']) / 1e9:.0f}-"
+        f"{max(result['peaks']) / 1e9:.0f})",
         "",
         "| model | M | variant | samples/s (median) | min-max | vs (a) | % of peak | foreign CPU |",
         "|---|---:|---|---:|---:|---:|---:|---:|",

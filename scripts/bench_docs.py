@@ -37,14 +37,20 @@ def _foreign(result: dict) -> float:
     return statistics.median(v for vs in result["foreign_cpu"].values() for v in vs)
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def header(result: dict, name: str) -> str:
     """Which run the table comes from, and a warning when it is not a quiet measurement."""
     rounds = result["rows"][0]["rounds"] if "rows" in result else len(result["seconds"]["a"])
     cpu_clock = result.get("clock") == "cpu"  # one thread's CPU seconds: load does not count
+    models = dict.fromkeys(r["model"] for r in result.get("rows", []))
     line = (
-        f"*From `docs/assets/performance/{name}`: device {result['device']}, "
-        f"{result['threads']} threads, torch {result['torch']}, {rounds} interleaved "
-        f"round{'s' if rounds > 1 else ''}, "
+        f"*From `docs/assets/performance/{name}`: "
+        + (f"models {', '.join(models)}; " if models else "")
+        + f"device {result['device']}, {_count(result['threads'], 'thread')}, "
+        f"torch {result['torch']}, {_count(rounds, 'interleaved round')}, "
         + ("timed in one thread's CPU seconds (`--clock cpu`).*" if cpu_clock else
            f"median foreign CPU {_foreign(result):.0%}.*")
     )  # fmt: skip

@@ -20,12 +20,12 @@ from initsweep.train.stacked import mlp_unsupported
 # scripts/bench.py's "stacked against sequential" table on the 2-core CPU: samples/s of the vmap
 # stack over the copies in turn, per model and M (docs/explanation/performance.md). auto stacks a
 # vmap model on a CPU where its row says the stack is faster. Measured with --clock cpu (one
-# thread's CPU seconds: the machine was shared); make bench on a quiet machine prints DISAGREES
-# where its wall-time table would pick otherwise.
+# thread's CPU seconds: the machine was shared; docs/assets/performance/bench.json); make bench
+# on a quiet machine prints DISAGREES where its wall-time table would pick otherwise.
 CPU_STACK_SPEEDUP: dict[str, dict[int, float]] = {
-    "cnn": {1: 0.91, 4: 0.84, 10: 0.96},
-    "resnet18": {1: 0.91, 4: 0.84, 10: 0.85},
-    "efficientnet_b0": {1: 0.80, 4: 0.86, 10: 0.85},
+    "cnn": {1: 0.92, 4: 0.91, 10: 0.91},
+    "resnet18": {1: 0.98, 4: 0.89, 10: 0.86},
+    "efficientnet_b0": {1: 0.86, 4: 0.95, 10: 0.97},
 }
 
 
