@@ -18,9 +18,10 @@ from torch import nn
 
 from initsweep.errors import ConfigError
 from initsweep.job import run
-from initsweep.models import CNN, MLP, LSTMNet, efficientnet_b0, resnet18
+from initsweep.models import CNN, MLP, LSTMNet, TorchvisionNet, efficientnet_b0, resnet18
 from initsweep.train.metrics import loss_fn
 from initsweep.train.population import SequentialPopulation, make_population
+from initsweep.train.strategy import vmap_problem
 from initsweep.train.vectorized import VectorizedPopulation
 
 CE = loss_fn("cross_entropy")
@@ -228,3 +229,10 @@ def test_torchvision_nets_train_stacked_in_a_job(make_cfg, tmp_path, model):
     )  # fmt: skip
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["strategy"] == "vectorized" and summary["status"] == "finished"
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_b0", "efficientnet_b1"])
+def test_torchvision_nets_pass_the_trial_step_that_auto_runs_on_cuda(arch):
+    # what decides auto on CUDA: a training step of two copies through vmap (buffers, draws)
+    model = TorchvisionNet((3, 8, 8), 2, arch=arch)
+    assert vmap_problem(model, torch.randn(2, 3, 8, 8)) is None
