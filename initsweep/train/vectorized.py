@@ -191,18 +191,12 @@ class VectorizedPopulation:
     @torch.no_grad()
     def predict(self, x: Tensor, batch_size: int = 4096) -> Tensor:
         """Outputs ``[M, N, K]`` of every copy in eval mode (dropout off)."""
-        return torch.cat(
-            [
-                torch.cat(
-                    [
-                        s.engine.forward(x[j : j + batch_size])
-                        for j in range(0, len(x), batch_size)
-                    ],
-                    dim=1,
-                )
-                for s in self.shards
-            ]
-        )
+        chunks = range(0, len(x), batch_size)
+        per_shard = [
+            torch.cat([s.engine.forward(x[j : j + batch_size]) for j in chunks], dim=1)
+            for s in self.shards
+        ]
+        return torch.cat(per_shard)
 
     def parameters_finite(self) -> Tensor:
         """``[M]`` bool: does every parameter of copy i hold only finite values?"""
