@@ -26,7 +26,7 @@ test: venv
 	$(BIN)/pytest
 
 # the per-step tables, the whole study (a 6-scheme x 3-seed sweep three ways), then the docs'
-# tables from their JSON (docs/explanation/performance.md); about 25 minutes on 2 cores
+# tables from their JSON (docs/explanation/performance.md); about 30 minutes on 2 cores
 bench: venv
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_study.py

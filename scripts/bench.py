@@ -27,7 +27,7 @@ interleaved; the table shows medians over rounds, the ratio to (a) taken within 
 share other processes used during the timings. The whole-study benchmark is
 scripts/bench_study.py.
 
-  .venv/bin/python scripts/bench.py            # full run (about 12 minutes), outputs/bench/
+  .venv/bin/python scripts/bench.py            # full run (about 17 minutes), outputs/bench/
   .venv/bin/python scripts/bench.py --quick    # a smoke test of the whole script
   .venv/bin/python scripts/bench.py --models cnn,resnet18 --clock cpu   # on a busy machine
 """
