@@ -34,10 +34,12 @@ test-full: venv
 docs: venv
 	$(BIN)/mkdocs build --strict
 
-# the per-step table, then the whole study (a 6-scheme x 3-seed sweep three ways)
+# the per-step tables, the whole study (a 6-scheme x 3-seed sweep three ways), then the docs'
+# tables from their JSON (docs/explanation/performance.md); about 30 minutes on 2 cores
 bench: venv
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_study.py
+	$(BIN)/python scripts/bench_docs.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -27,6 +27,7 @@ from initsweep.signature import target_schema
 from initsweep.summary import ON_DIVERGE
 from initsweep.targets import shipped_targets
 from initsweep.train.metrics import LOSSES
+from initsweep.train.order import DATA_ORDERS
 from initsweep.train.population import STRATEGIES
 
 # the primary config dir, shipped in the package
@@ -34,6 +35,7 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 SHIPPED = shipped_targets(CONF_DIR)  # (key, _target_) of every node the shipped configs build
 
 Strategy = make_choice("Strategy", STRATEGIES, __name__)
+DataOrder = make_choice("DataOrder", DATA_ORDERS, __name__)
 OnDiverge = make_choice("OnDiverge", ON_DIVERGE, __name__)
 Loss = make_choice(
     "Loss", ["auto", *dict.fromkeys(n for ls in LOSSES.values() for n in ls)], __name__
@@ -48,7 +50,10 @@ class TrainerConfig:
     epochs: int = 5
     batch_size: int = 64
     device: str = key("auto", volatile=True)  # auto: CUDA if available, else CPU
-    data_seed: int = 0  # one data order shared by all seeds: they differ only in init and dropout
+    data_seed: int = 0  # seeds the data order (shuffled each epoch)
+    # shared: every seed sees the same batches, so seeds differ only in init and dropout;
+    # per_seed: each seed shuffles on its own, so their spread includes data-order variance
+    data_order: DataOrder = DataOrder.shared
     log_every: int = 10  # steps between train/loss points
     loss: Loss = Loss.auto  # auto: cross_entropy, bce or mse by task
     huber_delta: float = 1.0
@@ -60,6 +65,9 @@ class TrainerConfig:
     amp: bool = True  # CUDA only: bf16 autocast of the training step (the CPU trains in fp32)
     compile: bool = False  # torch.compile the stacked step (measured slower on the 2-core CPU)
     progress: bool = key(True, volatile=True, per_job=True)
+    # when checkpoint.pt is written (and always after the last epoch): a whole number of epochs
+    # (1: each epoch) or of seconds (60s); by time, its cost does not grow with the epochs
+    checkpoint_every: str = key("60s", volatile=True)  # when the state is saved, not what it is
     # PyTorch's deterministic algorithms: bit-identical GPU runs, at some speed cost (CPU runs
     # are deterministic already)
     deterministic: bool = False

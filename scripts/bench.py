@@ -10,21 +10,26 @@ Samples per second for all copies together (one sample = one copy seeing one exa
       fp32 step on these kernels can beat its own GEMMs;
 
 for the FashionMNIST-shaped MLP 784-256-256-10 (ReLU, dropout 0.2, Adam, batch 128, synthetic
-data of the real shape) at M = 1, 10, 60, and the small CNN (conv 32, conv 64, 3x32x32) at
-M = 1, 10, where (c) is the generic vmap path. Each timing is a fixed number of model-steps
+data of the real shape) at M = 1, 10, 60; the small CNN (conv 32, conv 64, 3x32x32) at
+M = 1, 4, 10; torchvision's ResNet-18 and EfficientNet-B0 (3x32x32, batch 32; (b) and (c)
+only) at M = 1, 4, 10. For the conv nets (c) is the generic vmap stack, and the
+"stacked against sequential" table (scripts/bench_stack.py) says which population
+``trainer.strategy=auto`` builds for each. Each timing is a fixed number of model-steps
 (a sequential variant gives each copy 1/M of them). Every variant walks on through its epochs
 from one timing to the next, so a per-epoch cost (a DataLoader epoch per copy in (a), one
 shuffled gather in (b) and (c), as in the loop) is paid once per epoch, as in training.
 Building (c) switches glibc to keep freed memory (initsweep/train/malloc.py); that setting is
-process-wide, so (a) and (b) are timed under it too. Every round measures the float32 matmul
-peak (2048^2 ``torch.mm``, all threads) and then every (model, M, variant) once, interleaved;
-the table shows medians over rounds, the ratio to (a) taken within each round, % of peak with
-6 x params FLOPs/sample for the MLP (3 x forward FLOPs for the CNN, where 6 x params means
-nothing), and (c) as a fraction of its ceiling (g). ``foreign`` is the CPU share other
-processes used during the timings. The whole-study benchmark is scripts/bench_study.py.
+process-wide, so (a) and (b) are timed under it too. Each (model, M) in turn: every round
+measures the float32 matmul peak (2048^2 ``torch.mm``, all threads) and then each variant once,
+interleaved; the table shows medians over rounds, the ratio to (a) taken within each round,
+% of peak with 6 x params FLOPs/sample for the MLP (3 x forward FLOPs for the conv nets, where
+6 x params means nothing), and (c) as a fraction of its ceiling (g). ``foreign`` is the CPU
+share other processes used during the timings. The whole-study benchmark is
+scripts/bench_study.py.
 
-  .venv/bin/python scripts/bench.py            # full run (a few minutes), writes outputs/bench/
-  .venv/bin/python scripts/bench.py --quick    # seconds: a smoke test of the whole script
+  .venv/bin/python scripts/bench.py            # full run (about 17 minutes), outputs/bench/
+  .venv/bin/python scripts/bench.py --quick    # a smoke test of the whole script
+  .venv/bin/python scripts/bench.py --models cnn,resnet18 --clock cpu   # on a busy machine
 """
 
 from __future__ import annotations
@@ -32,18 +37,23 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+from bench_stack import stack_rows, stack_table  # scripts/bench_stack.py, beside this script
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
-from initsweep.models import CNN, MLP
+from initsweep.models import CNN, MLP, TorchvisionNet
 from initsweep.train.metrics import loss_fn
 from initsweep.train.population import SequentialPopulation
 from initsweep.train.stacked import gemm_nt
@@ -58,17 +68,19 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device: torch.device, n: int = 2048, calls: int = 8) -> float:
+def matmul_peak(
+    device: torch.device, n: int = 2048, calls: int = 8, clock=time.perf_counter
+) -> float:
     """float32 GEMM FLOP/s: median of ``calls`` n x n ``torch.mm`` with all threads."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     torch.mm(a, b)
     times = []
     for _ in range(calls):
         sync(device)
-        t = time.perf_counter()
+        t = clock()
         torch.mm(a, b)
         sync(device)
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return 2 * n**3 / statistics.median(times)
 
 
@@ -99,7 +111,16 @@ def _busy_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
 
 
-# --- the models: (factory, naive twin as a plain nn.Sequential, FLOPs per sample, input shape)
+# --- the models: factory, naive twin as a plain nn.Sequential, FLOPs per sample, input shape,
+# batch size
+
+
+class Spec(NamedTuple):
+    make: Callable[[], nn.Module]
+    naive: Callable[[], nn.Module] | None
+    flops: float
+    shape: tuple[int, ...]
+    batch: int = BATCH
 
 
 def mlp_spec():
@@ -115,7 +136,7 @@ def mlp_spec():
         )
 
     params = sum(p.numel() for p in make().parameters())
-    return make, naive, 6 * params, (784,)
+    return Spec(make, naive, 6 * params, (784,))
 
 
 def cnn_spec():
@@ -131,14 +152,27 @@ def cnn_spec():
 
     # 3 x forward multiply-adds x 2: conv1 32x32 pixels, conv2 16x16, the head
     forward = 2 * (32 * 32 * 32 * 27 + 16 * 16 * 64 * 288 + 4096 * 10)
-    return make, naive, 3 * forward, (3, 32, 32)
+    return Spec(make, naive, 3 * forward, (3, 32, 32))
+
+
+def torchvision_spec(arch: str, side: int, batch: int):
+    """torchvision's ``arch`` on ``side`` x ``side`` RGB images (a stride-1 stem below 64 px, as
+    a job builds it); FLOPs per sample: 3 x the forward's, counted by torch's FlopCounterMode."""
+
+    def make():
+        return TorchvisionNet((3, side, side), 10, arch=arch)
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        make().eval()(torch.zeros(1, 3, side, side))
+    return Spec(make, None, 3 * counter.get_total_flops(), (3, side, side), batch)
 
 
 # --- the variants: each returns a function that runs ``model_steps`` and the samples it saw
 
 
 def naive_variant(spec, m, data, device, model_steps):
-    _, make_naive, _, _ = spec
+    make_naive = spec.naive
     x, y = data[0].cpu(), data[1].cpu()
     models = [make_naive().to(device) for _ in range(m)]
     optimizers = [torch.optim.Adam(model.parameters(), lr=1e-3) for model in models]
@@ -169,24 +203,23 @@ def epochs(batches):
 class Shuffled:
     """The loop's batches: each epoch one gather ``x[order]``, then contiguous slices of it."""
 
-    def __init__(self, x, y) -> None:
-        self.x, self.y = x, y
+    def __init__(self, x, y, batch: int = BATCH) -> None:
+        self.x, self.y, self.batch = x, y, batch
 
     def __iter__(self):
         order = torch.randperm(len(self.x), device=self.x.device)
-        xs, ys = self.x[order], self.y[order]
-        for j in range(0, len(xs) - BATCH + 1, BATCH):
-            yield xs[j : j + BATCH], ys[j : j + BATCH]
+        xs, ys, b = self.x[order], self.y[order], self.batch
+        for j in range(0, len(xs) - b + 1, b):
+            yield xs[j : j + b], ys[j : j + b]
 
 
 def population_variant(strategy):
     def build(spec, m, data, device, model_steps):
-        make, _, _, _ = spec
-        models = [make().to(device) for _ in range(m)]
+        models = [spec.make().to(device) for _ in range(m)]
         adam = functools.partial(torch.optim.Adam, lr=1e-3)
         population = SequentialPopulation if strategy == "sequential" else VectorizedPopulation
         pop = population(models, adam, loss_fn("cross_entropy"), list(range(m)))
-        stream = epochs(Shuffled(*data))
+        stream = epochs(Shuffled(*data, spec.batch))
 
         # sequential: each copy takes model_steps / M steps; vectorized: a step moves all M
         def go(steps: int = model_steps // m) -> int:
@@ -194,7 +227,7 @@ def population_variant(strategy):
             for _ in range(steps):
                 loss_sum += pop.train_step(*next(stream))  # the loop's hot path
             loss_sum.tolist()  # one host sync, as at a log interval
-            return steps * m * BATCH
+            return steps * m * spec.batch
 
         return go
 
@@ -205,7 +238,7 @@ def gemm_variant(spec, m, data, device, model_steps):
     """The matrix products of (c)'s step alone, in (c)'s shards: a ceiling for any fp32 step
     built on these kernels (no optimizer, activations, masks, loss, data or Python loop)."""
     widths = [
-        (k.in_features, k.out_features) for k in spec[0]().modules() if isinstance(k, nn.Linear)
+        (k.in_features, k.out_features) for k in spec.make().modules() if isinstance(k, nn.Linear)
     ]
     n = default_shards(device, m)
     shards = [_gemms(widths, b - a, device) for a, b in shard_bounds(m, n)]
@@ -259,67 +292,94 @@ VARIANTS = {
 }
 
 
+# the "stacked against sequential" table: the models whose copies auto may stack through vmap
+STACK_MODELS = ("cnn", "resnet18", "efficientnet_b0")
+MODELS = ("mlp", *STACK_MODELS)
+
+
 def plan(quick: bool, models: list[str], scale: float):
     """(model name, spec, samples, model-steps per timing, copy counts, variants) for ``models``;
-    the GEMM-only ceiling (g) is written for the stacked MLP only."""
+    the GEMM-only ceiling (g) is written for the stacked MLP only, the naive loop (a) for the
+    MLP and the small CNN (the torchvision nets: sequential (b) against stacked (c) only)."""
     if quick:
-        full = [("mlp", mlp_spec(), 1024, 8, (1, 2)), ("cnn", cnn_spec(), 256, 2, (1, 2))]
-    else:
         full = [
-            ("mlp", mlp_spec(), 60000, 960, (1, 10, 60)),
-            ("cnn", cnn_spec(), 10000, 60, (1, 10)),
-        ]
+            ("mlp", lambda: mlp_spec(), 1024, 8, (1, 2), "abcg"),
+            ("cnn", lambda: cnn_spec(), 256, 2, (1, 2), "abc"),
+            ("resnet18", lambda: torchvision_spec("resnet18", 16, 8), 64, 2, (1, 2), "bc"),
+            ("efficientnet_b0", lambda: torchvision_spec("efficientnet_b0", 16, 8), 64, 2,
+             (1, 2), "bc"),
+        ]  # fmt: skip
+    else:  # CIFAR-shaped images for the conv nets; a smaller batch for the torchvision nets
+        full = [
+            ("mlp", lambda: mlp_spec(), 60000, 960, (1, 10, 60), "abcg"),
+            ("cnn", lambda: cnn_spec(), 10000, 60, (1, 4, 10), "abc"),
+            ("resnet18", lambda: torchvision_spec("resnet18", 32, 32), 2000, 20, (1, 4, 10), "bc"),
+            ("efficientnet_b0", lambda: torchvision_spec("efficientnet_b0", 32, 32), 2000, 40,
+             (1, 4, 10), "bc"),
+        ]  # fmt: skip
     # model-steps stay a multiple of every M, so each timing does the same work
-    return [
-        (name, spec, n, max(max(ms), round(steps * scale / max(ms)) * max(ms)), ms, variants)
-        for name, spec, n, steps, ms in full
-        if name in models
-        for variants in ["abcg" if name == "mlp" else "abc"]
-    ]
+    out = []
+    for name, spec, n, steps, ms, variants in full:
+        if name in models:
+            unit = math.lcm(*ms)
+            out.append(
+                (name, spec(), n, max(unit, round(steps * scale / unit) * unit), ms, variants)
+            )
+    return out
 
 
-def run(rounds: int, device: torch.device, plans, peak_n: int = 2048) -> dict:
-    cases, datas = [], {}
+def run(
+    rounds: int, device: torch.device, plans, peak_n: int = 2048, clock=time.perf_counter
+) -> dict:
+    """For each (model, M) of ``plans`` in turn: its variants built, then timed once per round,
+    interleaved (the ratios compare variants of one model and M within a round), then freed,
+    so that only one group's copies are in memory (all of them at once: 12 GB). ``clock`` is
+    wall time, or the process's CPU time (``--clock cpu``, one thread: the work a step does,
+    whatever else runs on a shared machine)."""
+    cases, peaks, times = [], [], {}
     for name, spec, n, model_steps, ms, variants in plans:
         g = torch.Generator().manual_seed(0)
-        datas[name] = (
-            torch.randn(n, *spec[3], generator=g).to(device),
+        data = (
+            torch.randn(n, *spec.shape, generator=g).to(device),
             torch.randint(0, 10, (n,), generator=g).to(device),
         )
         for m in ms:
+            group = []
             for v in variants:
-                fn = VARIANTS[v][1](spec, m, datas[name], device, model_steps)
+                fn = VARIANTS[v][1](spec, m, data, device, model_steps)
                 fn(2)  # warm-up: allocations, first-call dispatch
-                cases.append({"model": name, "m": m, "variant": v, "fn": fn, "flops": spec[2]})
-    peaks, times = [], {i: [] for i in range(len(cases))}
-    for r in range(rounds):
-        peaks.append(matmul_peak(device, peak_n))
-        order = list(range(len(cases)))
-        if r % 2:  # alternate the order so no variant always follows the same one
-            order.reverse()
-        for i in order:
-            sync(device)
-            with CpuLoad() as load:
-                t = time.perf_counter()
-                samples = cases[i]["fn"]()
-                sync(device)
-                wall = time.perf_counter() - t
-            times[i].append((samples / wall, load.foreign))
-        print(f"round {r + 1}/{rounds}: peak {peaks[-1] / 1e9:.0f} GFLOP/s", flush=True)
+                group.append(len(cases))
+                cases.append({"model": name, "m": m, "variant": v, "fn": fn, "flops": spec.flops})
+                times[group[-1]] = []
+            for r in range(rounds):
+                peaks.append(matmul_peak(device, peak_n, clock=clock))
+                for i in group if r % 2 == 0 else group[::-1]:  # no variant always goes first
+                    sync(device)
+                    with CpuLoad() as load:
+                        t = clock()
+                        samples = cases[i]["fn"]()
+                        sync(device)
+                        wall = clock() - t
+                    times[i].append((samples / wall, load.foreign))
+            for i in group:
+                cases[i]["fn"] = None  # its copies and optimizer go
+            print(f"{name} M={m}: {rounds} rounds, peak {peaks[-1] / 1e9:.0f} GFLOP/s", flush=True)
     return summarize(cases, times, peaks, device)
 
 
 def summarize(cases, times, peaks, device) -> dict:
     peak = statistics.median(peaks)
     rows = []
+    index = {(c["model"], c["m"], c["variant"]): i for i, c in enumerate(cases)}
+
+    def ratio(i: int, base: str) -> float | None:  # the median of the ratios within rounds
+        j = index.get((cases[i]["model"], cases[i]["m"], base))
+        if j is None:
+            return None
+        return statistics.median(a[0] / b[0] for a, b in zip(times[i], times[j]))
+
     for i, c in enumerate(cases):
         rates = [t[0] for t in times[i]]
-        base = next(
-            j
-            for j, d in enumerate(cases)
-            if (d["model"], d["m"], d["variant"]) == (c["model"], c["m"], "a")
-        )
-        ratios = [t[0] / b[0] for t, b in zip(times[i], times[base])]  # within each round
         median = statistics.median(rates)
         rows.append(
             {
@@ -330,7 +390,8 @@ def summarize(cases, times, peaks, device) -> dict:
                 "samples_per_s": median,
                 "min": min(rates),
                 "max": max(rates),
-                "ratio_vs_a": statistics.median(ratios),
+                "ratio_vs_a": ratio(i, "a"),
+                "ratio_vs_b": ratio(i, "b"),
                 "peak_fraction": median * c["flops"] / peak,
                 "flops_per_sample": c["flops"],
                 "foreign_cpu": statistics.median(t[1] for t in times[i]),
@@ -367,17 +428,20 @@ def check_targets(rows) -> dict:
 
 def table(result: dict) -> str:
     lines = [
-        f"device {result['device']}, {result['threads']} threads, torch {result['torch']}; "
-        f"fp32 matmul peak {result['peak_flops'] / 1e9:.0f} GFLOP/s "
-        f"(rounds: {', '.join(f'{p / 1e9:.0f}' for p in result['peaks'])})",
+        f"device {result['device']}, {result['threads']} thread{'s' * (result['threads'] > 1)}, "
+        f"torch {result['torch']}; "
+        f"fp32 matmul peak {result['peak_flops'] / 1e9:.0f} GFLOP/s (median of "
+        f"{len(result['peaks'])}, {min(result['peaks']) / 1e9:.0f}-"
+        f"{max(result['peaks']) / 1e9:.0f})",
         "",
         "| model | M | variant | samples/s (median) | min-max | vs (a) | % of peak | foreign CPU |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
+        vs_a = "-" if r["ratio_vs_a"] is None else f"{r['ratio_vs_a']:.2f}x"
         lines.append(
             f"| {r['model']} | {r['m']} | ({r['variant']}) {r['what']} | {r['samples_per_s']:,.0f} "
-            f"| {r['min']:,.0f}-{r['max']:,.0f} | {r['ratio_vs_a']:.2f}x "
+            f"| {r['min']:,.0f}-{r['max']:,.0f} | {vs_a} "
             f"| {100 * r['peak_fraction']:.0f}% | {100 * r['foreign_cpu']:.0f}% |"
         )
     lines.append("")
@@ -391,6 +455,9 @@ def table(result: dict) -> str:
                 f"ceiling {model} M={m}: (c) runs at {100 * c:.0f}% of its GEMMs alone (g), "
                 f"and (g) itself is {g['ratio_vs_a']:.2f}x (a)"
             )
+    if result.get("stack"):
+        lines += ["", "stacked (vmap) against sequential, and what trainer.strategy=auto picks:"]
+        lines += ["", stack_table(result["stack"])]
     return "\n".join(lines)
 
 
@@ -400,16 +467,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved repeats (>= 3)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/bench.json"))
-    parser.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"some of {MODELS}")
     parser.add_argument("--scale", type=float, default=1.0, help="x the model-steps per timing")
+    parser.add_argument(
+        "--clock", default="wall", choices=("wall", "cpu"), help="cpu: 1 thread, CPU seconds"
+    )
     args = parser.parse_args()
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
     rounds = args.rounds or (1 if args.quick else 3)
     plans = plan(args.quick, args.models.split(","), args.scale)
-    result = run(rounds, device, plans, peak_n=512 if args.quick else 2048)
-    result["quick"] = args.quick
+    clock = time.perf_counter
+    if args.clock == "cpu":  # one thread's CPU seconds: robust to a busy machine (CPU only)
+        torch.set_num_threads(1)
+        clock = time.process_time
+    result = run(rounds, device, plans, peak_n=512 if args.quick else 2048, clock=clock)
+    result["quick"], result["clock"] = args.quick, args.clock
+    makes = {name: spec.make for name, spec, *_ in plans if name in STACK_MODELS}
+    result["stack"] = stack_rows(result["rows"], makes, device)
     print(table(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

@@ -349,7 +349,8 @@ def test_sigterm_to_a_joblib_multirun_ends_every_job_cleanly(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "initsweep", "-m", "trainer.epochs=30", "trainer.batch_size=8"]
         + ["model.hidden=[256,256]", "trainer.progress=false", "optimizer.lr=0.1,0.05"]
-        + ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}"],
+        + ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}"]
+        + ["trainer.checkpoint_every=1"],  # a checkpoint after the first epoch, not by time
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -126,6 +126,17 @@ SWEEPS = {
     ],  # fmt: skip
     # the test split's one look at the end, per job
     "heldout": ["dataset=wine", "dataset.test_fraction=0.2", "init=xavier_uniform,orthogonal"],
+    # batch norm stacks: both arms' copies in one vmapped population, each with its own stats
+    "batchnorm": [
+        "model=cnn",
+        "model.batch_norm=true",
+        "model.channels=[4,8]",
+        "model.dropout=0.2",
+        "dataset.flatten=false",
+        "dataset.limit=300",
+        "init=xavier_uniform,kaiming_normal",
+        "trainer.strategy=vectorized",
+    ],
 }
 
 
@@ -139,12 +150,15 @@ def test_a_population_sweep_writes_what_each_job_writes_alone(tmp_path, sweep):
             f"hydra.sweep.dir={tmp_path / launcher}",
         )  # fmt: skip
         assert res.returncode == 0, res.stderr[-3000:]
-    n = {"schemes": 6, "bias": 4, "diverging": 3, "heldout": 2}[sweep]
+    n = {"schemes": 6, "bias": 4, "diverging": 3, "heldout": 2, "batchnorm": 2}[sweep]
     assert_same_jobs(tmp_path / "basic", tmp_path / "population", n)
     assert (tmp_path / "population" / ".population").is_dir()
     if sweep == "diverging":  # the exploding arm froze, as it does alone
         last = json.loads((tmp_path / "population" / "2" / "summary.json").read_text())
         assert last["n_diverged"] == 2
+    if sweep == "batchnorm":
+        summary = json.loads((tmp_path / "population" / "1" / "summary.json").read_text())
+        assert summary["strategy"] == "vectorized"
     if sweep == "heldout":
         records = job_files(tmp_path / "population" / "0")[0]
         assert [r["epoch"] for r in records if "test/loss" in r] == [2, 2]  # one per seed
@@ -180,7 +194,7 @@ def test_a_killed_group_resumes_and_finished_jobs_return_their_objective(tmp_pat
     cmd = [
         sys.executable, "-m", "initsweep", "-m", "experiment=fashion_mnist_schemes_twin",
         *QUICK, "trainer.epochs=4", "hydra/launcher=population",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", "trainer.checkpoint_every=1",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240

@@ -278,6 +278,7 @@ def _job_args(out: Path) -> list[str]:
         "trainer.batch_size=8",
         "model.hidden=[512,512]",
         "trainer.progress=false",
+        "trainer.checkpoint_every=1",  # after each epoch, not by time: stopped after the first
         f"hydra.run.dir={out}",
     ]
 

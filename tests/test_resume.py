@@ -31,6 +31,7 @@ JOB = [
     "model.dropout=0.2",
     "optimizer=adam",
     "optimizer.lr=0.003",
+    "trainer.checkpoint_every=1",  # after each epoch (by default: by time), to kill after one
 ]
 
 

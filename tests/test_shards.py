@@ -18,7 +18,13 @@ from initsweep.job import run
 from initsweep.train.checkpoint import Checkpoint
 from tests.conftest import run_cli
 
-QUICK = ["trainer.epochs=2", "trainer.progress=false", "dataset.limit=300"]
+# checkpoints after each epoch (by default: by time), so a run stopped after epoch 1 resumes
+QUICK = [
+    "trainer.epochs=2",
+    "trainer.progress=false",
+    "dataset.limit=300",
+    "trainer.checkpoint_every=1",
+]
 
 
 @contextmanager

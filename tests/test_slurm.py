@@ -34,7 +34,8 @@ SLURM = [
     "resources.mem_gb=1",
     "resources.timeout_min=10",
 ]
-QUICK = ["seeds=[0]", "trainer.progress=false"]
+# a checkpoint after each epoch (by default: by time): the tests stop jobs after the first
+QUICK = ["seeds=[0]", "trainer.progress=false", "trainer.checkpoint_every=1"]
 
 
 def _node_up() -> bool:

@@ -360,6 +360,7 @@ def loop_config(spec: JobSpec, loss: str) -> LoopConfig:
         huber_delta=t.huber_delta,
         eval_batch_size=t.eval_batch_size,
         progress=t.progress,
+        data_order=str(t.data_order),
     )
 
 

@@ -151,11 +151,12 @@ class GroupHooks:
     stop: frozen, no more records), then the group's checkpoint, which remembers them."""
 
     def __init__(
-        self, where: Path, config: dict, layout: dict, jobs: list[list], spans, tracker
+        self, where: Path, config: dict, layout: dict, jobs: list[list], spans, tracker, trainer
     ) -> None:
         self.jobs, self.spans, self.tracker = jobs, spans, tracker
         self.pruned: dict[int, Pruned] = {}
-        self.checkpoint = Checkpoint(where, config, layout, extra=self._state)
+        every, epochs = trainer.checkpoint_every, trainer.epochs
+        self.checkpoint = Checkpoint(where, config, layout, self._state, every, epochs)
 
     def _state(self) -> dict:
         return {"pruned": {str(j): p.epoch for j, p in self.pruned.items()}}

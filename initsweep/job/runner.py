@@ -194,7 +194,7 @@ def _train(jobs, pop, bundle, loop_cfg, where, config, ckpt, assignments, facts)
         # --- each job's trial: it reports each epoch to its study and may be pruned alone
         trials = [open_job_trial(spec.trial) for spec in jobs]
         prune = [pruning_hooks(spec, trial) for spec, trial in zip(jobs, trials)]
-        hooks = GroupHooks(where, config, layout, prune, spans, tracker)
+        hooks = GroupHooks(where, config, layout, prune, spans, tracker, jobs[0].trainer)
         hooks.restore(ckpt, pop, copies)
 
         # --- step-0 diagnostics: the loss at init against theory, measured once for both

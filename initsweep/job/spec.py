@@ -29,6 +29,7 @@ from initsweep.schema import OptimizerNumbers, check_keys, check_numbers
 from initsweep.search import Trial
 from initsweep.targets import user_patterns
 from initsweep.track.naming import RunLayout, run_layout
+from initsweep.train.every import parse_every
 from initsweep.train.metrics import METRIC_KEYS
 
 log = logging.getLogger("initsweep")
@@ -209,6 +210,7 @@ def validate(spec: JobSpec) -> None:
     _check(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "must be >= 1")
     _check(t.log_every >= 1, "trainer.log_every", t.log_every, "must be >= 1")
     _check(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, "must be >= 1")
+    parse_every(t.checkpoint_every)  # epochs or seconds, one line naming the key otherwise
     ok = t.shards is None or t.shards >= 1
     _check(ok, "trainer.shards", t.shards, "must be >= 1, or null (one per CPU thread)")
     # the data order's generator is seeded with data_seed * 100003 + epoch, a 64-bit number

@@ -102,6 +102,7 @@ class TorchvisionNet(nn.Module):
                 "model", arch, f"needs images [C, H, W], the dataset gives {list(input_shape)}"
             )
         _, self.activation, head = ARCHS[arch]
+        self.arch = arch  # what make bench timed (initsweep/train/strategy.py)
         self.output_layer = f"net.{head}"
         self.resize = resize
         kwargs = {} if dropout is None or arch == "resnet18" else {"dropout": dropout}

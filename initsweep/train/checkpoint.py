@@ -1,10 +1,12 @@
-"""Checkpoint each epoch and resume from it: a killed, preempted or requeued job continues.
+"""Checkpoint after an epoch and resume from it: a killed, preempted or requeued job continues.
 
 ``checkpoint.pt`` in the job's output directory holds everything the loop needs to go on as if
-it had never stopped: the population's ``state_dict()`` (weights, optimizer state, each copy's
-dropout RNG state, which copies still train), each copy's loop state (last metrics, divergence
-step), the epoch and global step, and the resolved config. Data order depends only on
-``(trainer.data_seed, epoch)``, so a resumed job reproduces an uninterrupted one exactly (CPU).
+it had never stopped: the population's ``state_dict()`` (weights and buffers, optimizer state,
+each copy's random stream, which copies still train), each copy's loop state (last metrics,
+divergence step), the epoch and global step, and the resolved config. It is written after the
+epochs ``trainer.checkpoint_every`` says (by default every 60 s, ``initsweep/train/every.py``)
+and after the last. Data order depends only on seeds and the epoch
+(``initsweep/train/order.py``), so a resumed job reproduces an uninterrupted one exactly (CPU).
 
 The file holds only tensors and plain containers and is read with
 ``torch.load(weights_only=True)``: loading a checkpoint never runs pickled code.
@@ -24,17 +26,19 @@ import torch
 
 from initsweep.errors import ConfigError, first_line
 from initsweep.files import CHECKPOINT, SUMMARY, atomic_open
+from initsweep.train.every import Schedule, parse_every
 from initsweep.train.loop import CopyState
 
 log = logging.getLogger("initsweep")
 
 
 class Checkpoint:
-    """Loop hook (:class:`~initsweep.train.loop.LoopHook`): after every epoch, write
-    ``checkpoint.pt`` atomically (temp file, fsync, rename).
+    """Loop hook (:class:`~initsweep.train.loop.LoopHook`): after an epoch that ``every``
+    (``trainer.checkpoint_every``: ``1`` each epoch, ``60s`` by time) makes due, and after the
+    last of ``epochs``, write ``checkpoint.pt`` atomically (temp file, fsync, rename).
 
-    A job killed at any moment leaves either the previous epoch's checkpoint or this one's,
-    never a half-written file.
+    A job killed at any moment leaves either the previous checkpoint or this one, never a
+    half-written file.
     """
 
     def __init__(
@@ -43,12 +47,20 @@ class Checkpoint:
         config: dict[str, Any],
         layout: dict | None = None,
         extra: Callable[[], dict] = dict,
+        every: str | int = 1,
+        epochs: int | None = None,
     ) -> None:
         self.path = Path(output_dir) / CHECKPOINT
         self.config, self.extra = config, extra
         self.layout = layout or {}  # how the copies were split (shards): a resume keeps it
+        self.schedule = Schedule(parse_every(every), epochs)
 
     def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None:
+        if self.schedule.due(epoch):
+            self.save(epoch, step, pop, copies)
+            self.schedule.saved()
+
+    def save(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None:
         state = {
             "epoch": epoch,
             "step": step,
@@ -204,12 +216,3 @@ def truncate_logs(output_dir: str | Path, step: int) -> None:
                     kept.append(line if line.endswith("\n") else line + "\n")
         with atomic_open(path) as f:
             f.writelines(kept)
-
-
-def check_state_fits(state: dict, pop) -> None:
-    """A checkpoint loads only into a population of its own strategy and size."""
-    if state["strategy"] != pop.strategy or len(state["models"]) != len(pop):
-        raise ValueError(
-            f"a {state['strategy']} checkpoint of {len(state['models'])} copies cannot be "
-            f"loaded into a {pop.strategy} population of {len(pop)}"
-        )

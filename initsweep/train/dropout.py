@@ -4,8 +4,9 @@
 element on one thread, which costs as much as all the matmuls of a small MLP step.
 :class:`DropoutStreams` instead fills int64 words with 64 random bits (one MT call per word) and
 compares each word's four int16 pieces with a threshold: 4 masks per draw, several times
-faster (the README's benchmark notes). The masks are statistically those of
-``nn.Dropout`` but not the same random stream.
+faster (docs/explanation/performance.md). The masks are statistically those of ``nn.Dropout``
+but not its random stream; every dropout of initsweep draws them this way, in the hand-written
+MLP stack, under ``vmap`` and for a copy alone (``initsweep/train/draws.py``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ from torch import Tensor
 _LEVELS = 1 << 16  # an int16 piece takes 65536 equally likely values
 
 
-def keep_threshold(p: float) -> int:
-    """The int16 threshold t with ``P(piece < t) = round((1 - p) * 65536) / 65536``.
+def keep_below(p: float) -> int:
+    """The int16 threshold t with ``P(piece < t) = round(p * 65536) / 65536``: a piece below it
+    is a success of a Bernoulli(p) draw, p quantised to 1/65536."""
+    return -(_LEVELS // 2) + round(p * _LEVELS)
 
-    The keep probability is quantised to 1/65536 (p = 0.2 keeps 52429/65536 = 0.800003);
-    the kept units are scaled by ``1 / (1 - p)`` as in ``nn.Dropout``.
-    """
-    return -(_LEVELS // 2) + round((1.0 - p) * _LEVELS)
+
+def keep_threshold(p: float) -> int:
+    """The threshold of dropout with drop probability p: units are kept with probability
+    ``round((1 - p) * 65536) / 65536`` (p = 0.2 keeps 52429/65536 = 0.800003); the kept units
+    are scaled by ``1 / (1 - p)`` as in ``nn.Dropout``."""
+    return keep_below(1.0 - p)
 
 
 class DropoutStreams:
@@ -44,10 +49,7 @@ class DropoutStreams:
 
     def bits(self, n: int) -> Tensor:
         """``[M, n]`` int16 pieces, uniform on [-32768, 32767], copy i's from generator i."""
-        words = torch.empty(len(self), (n + 3) // 4, dtype=torch.int64, device=self.device)
-        for row, g in zip(words, self.generators):
-            row.random_(-(2**63), None, generator=g)  # all 64 bits random
-        return words.view(torch.int16)[:, :n]
+        return torch.stack([random_pieces(g, n, self.device) for g in self.generators])
 
     def mask(self, p: float, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         """Inverted-dropout multipliers ``[M, *shape]``: 0 with probability p, else 1/(1-p)."""
@@ -60,6 +62,22 @@ class DropoutStreams:
     def set_state(self, states: list[Tensor]) -> None:
         for g, s in zip(self.generators, states):
             g.set_state(s)
+
+
+def random_pieces(generator: torch.Generator, n: int, device: torch.device) -> Tensor:
+    """``n`` int16 pieces, uniform on [-32768, 32767]: ``ceil(n / 4)`` random 64-bit words of
+    ``generator`` cut in four (a copy's masks in the stack and alone come from this one place)."""
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
+    words.random_(-(2**63), None, generator=generator)  # all 64 bits random
+    return words.view(torch.int16)[:n]
+
+
+def global_generator(device: torch.device) -> torch.Generator:
+    """The global RNG of ``device`` (what ``nn.Dropout`` draws from)."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.default_generators[index]
+    return torch.default_generator
 
 
 @contextmanager

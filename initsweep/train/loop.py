@@ -1,14 +1,15 @@
-"""The training loop: every copy of the population sees the same batches in the same order.
+"""The training loop: every copy of the population steps together on the epoch's batches.
 
-One readable loop (nanoGPT style): evaluate at step 0 (the loss at init), then epochs of shared
-batches, then the held-out test split once (when the bundle has one). The hot path keeps losses
-on the device; the host reads them once per log interval.
+One readable loop (nanoGPT style): evaluate at step 0 (the loss at init), then epochs of
+batches (one order shared by every copy, or one per seed: ``initsweep/train/order.py``), then
+the held-out test split once (when the bundle has one). The hot path keeps losses on the device;
+the host reads them once per log interval.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 
 from initsweep.data import DataBundle
 from initsweep.train.metrics import evaluate
+from initsweep.train.order import epoch_batches, epoch_orders
 
 
 @dataclass
@@ -30,6 +32,7 @@ class LoopConfig:
     huber_delta: float = 1.0
     eval_batch_size: int = 4096
     progress: bool = True
+    data_order: str = "shared"  # or per_seed: each copy its own shuffle and batches
 
 
 @dataclass
@@ -59,27 +62,6 @@ class LoopHook(Protocol):
     """
 
     def on_epoch_end(self, epoch: int, step: int, pop, copies: list[CopyState]) -> None: ...
-
-
-def batch_order(n: int, data_seed: int, epoch: int) -> torch.Tensor:
-    """The shared sample order of one epoch: a permutation seeded from (data_seed, epoch)."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(data_seed * 100_003 + epoch))
-
-
-def epoch_batches(bundle: DataBundle, order: Tensor, batch_size: int) -> Iterator[tuple]:
-    """The epoch's training batches ``(x, y)`` in ``order``, on the targets' device."""
-    y_epoch = bundle.y_train[order]
-    if bundle.streamed:  # read through a DataLoader, each batch moved to the device
-        xs = bundle.x_train[order].batches(batch_size, bundle.y_train.device)
-        for j, x in enumerate(xs):
-            yield x, y_epoch[j * batch_size : (j + 1) * batch_size]
-        return
-    # one gather per epoch, so every batch is a contiguous view (a per-step gather cost
-    # 10-25 % of a stacked MLP step on the CPU); the batches are the same either way
-    x_epoch = bundle.x_train[order]
-    for j in range(math.ceil(len(order) / batch_size)):
-        batch = slice(j * batch_size, (j + 1) * batch_size)
-        yield x_epoch[batch], y_epoch[batch]
 
 
 def eval_split(pop, x, y, bundle: DataBundle, cfg: LoopConfig) -> list[dict[str, float]]:
@@ -153,13 +135,14 @@ def fit(
     )
     bar.update((start_epoch - 1) * steps_per_epoch)
     device = bundle.y_train.device
+    seeds, per_copy = [c.seed for c in copies], cfg.data_order == "per_seed"
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs + 1):
-        order = batch_order(n, cfg.data_seed, epoch).to(device)
+        order = epoch_orders(n, cfg.data_order, cfg.data_seed, seeds, epoch).to(device)
         loss_sum = torch.zeros(len(copies), device=device)
         since_log = 0
         for j, (x, y) in enumerate(epoch_batches(bundle, order, cfg.batch_size)):
-            loss_sum += pop.train_step(x, y)
+            loss_sum += pop.train_step(x, y, per_copy)
             step += 1
             since_log += 1
             bar.update()

@@ -4,7 +4,7 @@ A stacked step allocates and frees the same tens of MB of activations and gradie
 time. By default glibc serves big blocks with ``mmap`` and hands them back with ``munmap``, so
 every step faults its buffers in again page by page, and with one worker thread per shard each
 ``munmap`` also interrupts the other core to flush its TLB. With the settings below the buffers
-stay mapped from one step to the next (the README's benchmark notes give the measured gain).
+stay mapped from one step to the next (docs/explanation/performance.md).
 The cost is that the process keeps its peak heap until it exits, as tcmalloc or jemalloc would.
 """
 

@@ -31,9 +31,9 @@ def gemm_nt(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     """``a @ b.T (+ bias)`` for 2-d ``a [n, k]``, ``b [m, k]``.
 
     float32 on the CPU goes through oneDNN's inner-product kernel, which runs these wide shapes
-    (k = 784 or 128, m = copies x 256) faster than MKL's ``addmm``/``mm`` (the README's
-    benchmark notes); other devices and dtypes use ``addmm``/``mm``. Both compute in float32
-    (no reduced-precision mode unless the user set one for oneDNN).
+    (k = 784 or 128, m = copies x 256) faster than MKL's ``addmm``/``mm``
+    (docs/explanation/performance.md); other devices and dtypes use ``addmm``/``mm``. Both
+    compute in float32 (no reduced-precision mode unless the user set one for oneDNN).
     """
     if _onednn_fp32(a, b):
         return torch.ops.mkldnn._linear_pointwise(
@@ -132,13 +132,16 @@ class StackedMLP:
         """``(p, shape)`` of each dropout layer's mask for one copy, in forward order."""
         return [(op[1], (batch, op[2])) for op in self.plan if op[0] == "dropout"]
 
-    def forward(self, x: Tensor, masks: list[Tensor] | None = None) -> Tensor:
-        """Outputs ``[M, B, K]`` for a shared batch ``x [B, ...]``.
+    def forward(
+        self, x: Tensor, masks: list[Tensor] | None = None, per_copy: bool = False
+    ) -> Tensor:
+        """Outputs ``[M, B, K]`` for a shared batch ``x [B, ...]`` (or, with ``per_copy``, a
+        batch per copy ``x [M, B, ...]``).
 
         ``masks`` are the dropout multipliers ``[M, B, H]`` in the order of
         :meth:`dropout_specs`; ``None`` is eval mode (no dropout).
         """
-        h, k = x.flatten(1), 0
+        h, k = x.flatten(2) if per_copy else x.flatten(1), 0
         for op in self.plan:
             if op[0] == "linear":
                 h = self._linear(h, op[1], op[2])
@@ -151,7 +154,9 @@ class StackedMLP:
     def _linear(self, h: Tensor, weight: str, bias: str | bool) -> Tensor:
         w, b = self.params[weight], self.params[bias] if bias else None
         if weight not in self.transposed:
-            return SharedInputLinear.apply(h, w, b)
+            if h.dim() == 2:  # the shared batch: one GEMM for every copy
+                return SharedInputLinear.apply(h, w, b)
+            w = w.transpose(1, 2)  # a batch per copy: [M, B, in] x [M, in, out]
         if b is None:
             return torch.bmm(h, w)
         return torch.baddbmm(b.unsqueeze(1), h, w)

@@ -1,11 +1,13 @@
 """All copies in one step: stacked parameters, one batched forward/backward, one fused optimizer.
 
-Every copy sees the same batch (the shared data order of the loop); what differs per copy is
-its initial weights (drawn by the init library, then stacked here) and its dropout masks (one
-random stream per copy, :class:`~initsweep.train.dropout.DropoutStreams`). The optimizer's
-update is per element, so stacking the copies' tensors gives each copy exactly the update it
-would get alone: a copy in the population follows the same numbers as that copy trained by
-:class:`~initsweep.train.population.SequentialPopulation` (with the same masks).
+Every copy sees the same batch (the shared data order of the loop), or with
+``trainer.data_order=per_seed`` a batch of its own; what differs per copy is its initial weights
+(drawn by the init library, then stacked here), its dropout masks (one random stream per copy:
+:class:`~initsweep.train.dropout.DropoutStreams`, :class:`~initsweep.train.draws.CopyDraws`) and
+its buffers (batch norm's running statistics). The optimizer's update is per element, so
+stacking the copies' tensors gives each copy exactly the update it would get alone: a copy in
+the population follows the same numbers as that copy trained by
+:class:`~initsweep.train.population.SequentialPopulation`, masks included.
 
 On a multi-core CPU the copies are split into shards, one per core, each stepped by its own
 single-threaded worker: small GEMMs and the serial mask RNG leave a second OpenMP thread idle
@@ -21,11 +23,15 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
-from initsweep.train.checkpoint import check_state_fits
-from initsweep.train.dropout import DropoutStreams, global_rng_as
+from initsweep.train.dropout import DropoutStreams
 from initsweep.train.functional import VmapStack
 from initsweep.train.malloc import keep_freed_memory
 from initsweep.train.optim import build_stacked_optimizer, named_scales, per_copy
+from initsweep.train.stack_state import (
+    check_state_fits,
+    load_optimizer_slice,
+    stacked_optimizer_state,
+)
 from initsweep.train.stacked import StackedMLP, mlp_unsupported
 
 
@@ -33,30 +39,32 @@ class _Shard:
     """A contiguous block of copies: their stack, optimizer and dropout streams."""
 
     def __init__(self, models, makers, loss, seeds, amp: bool, compile: bool, scales) -> None:
-        self.engine = (
-            StackedMLP(models) if mlp_unsupported(models[0]) is None else VmapStack(models)
-        )
+        device = next(models[0].parameters()).device
+        self.drop = DropoutStreams(seeds, device)  # each copy's random stream
+        mlp = mlp_unsupported(models[0]) is None
+        self.engine = StackedMLP(models) if mlp else VmapStack(models, self.drop.generators)
         self.params = list(self.engine.params.values())
-        named = self.engine.params.items()
+        self.buffers = list(getattr(self.engine, "buffers", {}).values())
+        named = self.engine.params.items()  # μP: each copy's per-parameter multipliers
         per_param = [named_scales(named, sc) if sc else None for sc in scales]
         self.optimizer = build_stacked_optimizer(makers, self.params, per_param)
-        self.device = self.params[0].device
-        self.drop = DropoutStreams(seeds, self.device)
+        self.device = device
         self.loss = loss
         self.amp = amp and self.device.type == "cuda"
         self.frozen: dict[int, dict] = {}  # copy -> its tensors at freeze time
         self._losses = torch.compile(self._forward_loss) if compile else self._forward_loss
 
-    def _forward_loss(self, x: Tensor, y: Tensor, masks: list[Tensor]) -> Tensor:
-        return self.loss(self.engine.forward(x, masks), y)
+    def _forward_loss(self, x: Tensor, y: Tensor, masks: list[Tensor], per_copy: bool) -> Tensor:
+        return self.loss(self.engine.forward(x, masks, per_copy), y)
 
-    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
-        """One update of the shard's copies; ``[m]`` losses, left on the device."""
-        specs = self.engine.dropout_specs(len(x))
+    def train_step(self, x: Tensor, y: Tensor, per_copy: bool = False) -> Tensor:
+        """One update of the shard's copies (on ``x [B, ...]``, or with ``per_copy`` on their
+        own batches ``x [m, B, ...]``); ``[m]`` losses, left on the device."""
+        specs = self.engine.dropout_specs(x.shape[1] if per_copy else len(x))
         masks = [self.drop.mask(p, shape, self.params[0].dtype) for p, shape in specs]
         amp = torch.autocast("cuda", torch.bfloat16) if self.amp else nullcontext()
-        with amp, self._vmap_rng():
-            losses = self._losses(x, y, masks)
+        with amp:
+            losses = self._losses(x, y, masks, per_copy)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # copy i's loss reaches only copy i's slices
         self.optimizer.step()
@@ -68,20 +76,17 @@ class _Shard:
             losses[list(self.frozen)] = float("nan")
         return losses
 
-    def _vmap_rng(self):
-        """The vmap path draws dropout from the global RNG: fork it, run on copy 0's stream."""
-        if not isinstance(self.engine, VmapStack):
-            return nullcontext()
-        return global_rng_as(self.drop.generators[0])
-
     def _tensors(self, i: int) -> dict[tuple[int, str], Tensor]:
-        """Copy i's slices of every parameter and of every stacked optimizer state tensor."""
+        """Copy i's slices of every parameter, stacked optimizer state tensor and buffer (batch
+        norm's running statistics: a frozen copy's evaluation stays as it was)."""
         out = {}
         for k, p in enumerate(self.params):
             out[k, ""] = p.data[i]
             for key, v in self.optimizer.state.get(p, {}).items():
                 if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == len(self.drop):
                     out[k, key] = v[i]
+        for k, b in enumerate(self.buffers):
+            out[-1 - k, "buffer"] = b[i]
         return out
 
     def freeze(self, i: int) -> None:
@@ -140,7 +145,8 @@ class VectorizedPopulation:
         device = next(models[0].parameters()).device
         if device.type == "cpu":
             keep_freed_memory()
-        # one shard where copies share global state: vmap's dropout RNG, torch.compile
+        # shards for the hand-written MLP stack only: a vmapped model's convolutions use the
+        # threads themselves, and torch.compile builds one graph
         stacked = mlp_unsupported(models[0]) is None and not compile
         n = min(shards or default_shards(device, len(models)), len(models)) if stacked else 1
         self.bounds = shard_bounds(len(models), n)
@@ -173,28 +179,29 @@ class VectorizedPopulation:
                 return shard, i - a
         raise IndexError(f"copy {i} of a population of {len(self)}")
 
-    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
-        """One update of every active copy; returns the batch losses ``[M]`` (on the device)."""
+    def train_step(self, x: Tensor, y: Tensor, per_copy: bool = False) -> Tensor:
+        """One update of every active copy; returns the batch losses ``[M]`` (on the device).
+
+        ``x [B, ...]``, ``y [B]`` is every copy's batch; with ``per_copy`` each copy has its own,
+        ``x [M, B, ...]``, ``y [M, B]`` (``trainer.data_order=per_seed``).
+        """
+        parts = [(x[a:b], y[a:b]) if per_copy else (x, y) for a, b in self.bounds]
         if self._pool is None:
-            return torch.cat([s.train_step(x, y) for s in self.shards])
-        futures = [self._pool.submit(s.train_step, x, y) for s in self.shards]
+            return torch.cat([s.train_step(*p, per_copy) for s, p in zip(self.shards, parts)])
+        futures = [
+            self._pool.submit(s.train_step, *p, per_copy) for s, p in zip(self.shards, parts)
+        ]
         return torch.cat([f.result() for f in futures])
 
     @torch.no_grad()
     def predict(self, x: Tensor, batch_size: int = 4096) -> Tensor:
         """Outputs ``[M, N, K]`` of every copy in eval mode (dropout off)."""
-        return torch.cat(
-            [
-                torch.cat(
-                    [
-                        s.engine.forward(x[j : j + batch_size])
-                        for j in range(0, len(x), batch_size)
-                    ],
-                    dim=1,
-                )
-                for s in self.shards
-            ]
-        )
+        chunks = range(0, len(x), batch_size)
+        per_shard = [
+            torch.cat([s.engine.forward(x[j : j + batch_size]) for j in chunks], dim=1)
+            for s in self.shards
+        ]
+        return torch.cat(per_shard)
 
     def parameters_finite(self) -> Tensor:
         """``[M]`` bool: does every parameter of copy i hold only finite values?"""
@@ -229,7 +236,9 @@ class VectorizedPopulation:
         return {
             "strategy": self.strategy,
             "models": [self.module(i).state_dict() for i in range(len(self))],
-            "optimizers": _stacked_optimizer_state(self.shards),
+            "optimizers": stacked_optimizer_state(
+                [s.optimizer for s in self.shards], list(self.shards[0].engine.params)
+            ),
             "rng": [g for s in self.shards for g in s.drop.get_state()],
             "active": list(self.active),
         }
@@ -243,36 +252,8 @@ class VectorizedPopulation:
                 shard.engine.load_copy(j, state["models"][a + j])
             shard.drop.set_state([r.cpu() for r in state["rng"][a:b]])
             shard.frozen.clear()
-            # the param groups keep the numbers this shard was built with (the checkpoint's
-            # config is this job's): each shard's own per-copy and per-parameter learning rates
-            sd = shard.optimizer.state_dict()
-            sd["state"] = {
-                # clones: each shard owns its state (a shared ``step`` would count twice)
-                k: {
-                    n: (v[a:b] if v.dim() > 0 else v).clone()
-                    for n, v in opt["state"][name].items()
-                }
-                for k, name in enumerate(shard.engine.params)
-                if name in opt["state"]
-            }
-            shard.optimizer.load_state_dict(sd)
+            load_optimizer_slice(shard.optimizer, list(shard.engine.params), opt, a, b)
         self.active = list(state["active"])
         for i, alive in enumerate(self.active):
             if not alive:
                 self.freeze(i)
-
-
-def _stacked_optimizer_state(shards: list[_Shard]) -> dict:
-    """The shards' optimizer states joined along the copy dimension, keyed by parameter name."""
-    names = list(shards[0].engine.params)
-    states = [s.optimizer.state_dict() for s in shards]
-    stacked = {}
-    for k, name in enumerate(names):
-        if k not in states[0]["state"]:
-            continue
-        stacked[name] = {
-            key: torch.cat([st["state"][k][key] for st in states]) if v.dim() > 0 else v.clone()
-            for key, v in states[0]["state"][k].items()
-        }
-    group = {k: v for k, v in states[0]["param_groups"][0].items() if k != "params"}
-    return {"state": stacked, "param_groups": [group]}
