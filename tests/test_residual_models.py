@@ -24,7 +24,7 @@ from initsweep.models import GPT, MLP, ResidualMLP, ResNet
 from initsweep.train.metrics import evaluate, loss_fn
 from initsweep.train.population import SequentialPopulation, make_population
 
-CE = loss_fn("cross_entropy")
+CE = loss_fn("cross_entropy", tokens=True)  # these tests train on token targets
 ADAM = functools.partial(torch.optim.Adam, lr=1e-2)
 
 

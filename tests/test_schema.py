@@ -58,6 +58,7 @@ def test_the_derived_lists_hold_what_resume_stacking_and_naming_rely_on():
     assert set(config.VOLATILE) == {
         "allow_targets", "paths", "report", "resources", "tracker", "tags",
         "trainer.progress", "trainer.device", "trainer.eval_batch_size",
+        "trainer.checkpoint_every",
     }  # fmt: skip
     assert not {"trainer.epochs", "init", "optimizer", "seeds"} & set(config.VOLATILE)
     # stacking: what a job's copies do before training, and how its numbers are summed up

@@ -155,7 +155,7 @@ def layer_report(
     model.eval()
     try:
         with torch.enable_grad():
-            batch_loss = loss_fn(loss, huber_delta)(model(x), y)
+            batch_loss = loss_fn(loss, huber_delta, tokens=y.dim() > 1)(model(x), y)  # one model
             grads = torch.autograd.grad(batch_loss, [p for _, p in weights], allow_unused=True)
     finally:
         for h in handles:

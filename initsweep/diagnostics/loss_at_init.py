@@ -47,7 +47,7 @@ def expected_loss(
     b = output_bias(model, output_layer).double().cpu()
     y = bundle.y_train.cpu()
     # one prediction per target: per sample, or per token ([N, T] targets: a uniform LM is ln V)
-    return float(loss_fn(loss, huber_delta)(b.expand(*y.shape, -1), y))
+    return float(loss_fn(loss, huber_delta, bundle.task == "tokens")(b.expand(*y.shape, -1), y))
 
 
 def diagnostic_batch(bundle: DataBundle, data_seed: int, size: int = DIAG_BATCH):

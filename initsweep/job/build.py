@@ -321,6 +321,7 @@ def build_population(
     seeds: Sequence[int] | None = None,
     scales: list[dict | None] | None = None,
     facts: ModelFacts | None = None,
+    tokens: bool = False,
 ) -> Population:
     """The copies ``models`` on ``device``: one stacked population where the model allows it
     (``sample``, a couple of inputs on ``device``, tries a stacked forward), split into
@@ -330,7 +331,7 @@ def build_population(
     rates under ``init=mup``); a group's (:mod:`initsweep.job.runner`) with ``optimizer``, one
     partial per copy, ``seeds``, each copy's (its dropout stream), and ``scales``, each copy's
     :func:`optimizer_scales`; ``spec``, the group's first job, gives the trainer settings they
-    share."""
+    share. ``tokens``: the targets are per token (task tokens)."""
     t = spec.trainer
     if optimizer is None:
         optimizer = build(spec.optimizer, "optimizer", spec.targets)
@@ -338,7 +339,7 @@ def build_population(
     return make_population(
         [m.to(device) for m in models],
         optimizer,
-        loss_fn(loss, t.huber_delta),
+        loss_fn(loss, t.huber_delta, tokens),
         dropout_seeds=[param_generator(s, "dropout").initial_seed() for s in seeds or spec.seeds],
         strategy=str(strategy or t.strategy),
         amp=t.amp,

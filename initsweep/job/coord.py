@@ -26,7 +26,7 @@ from initsweep.job.build import (
     set_determinism,
 )
 from initsweep.job.spec import JobSpec
-from initsweep.train.loop import batch_order, epoch_batches
+from initsweep.train.order import batch_order, epoch_batches
 
 COORD_CHECK = "coord_check.json"
 KEYS = ("widths", "steps")
@@ -80,7 +80,9 @@ def coord_check_job(spec: JobSpec) -> float:
         model = {**spec.model, key: _at(current, width)}
         at = dataclasses.replace(spec, model=model)
         models, _, facts = build_models(at, bundle, loss, base_width=widths[0])
-        pop = build_population(at, models, loss, device, strategy="sequential", facts=facts)
+        pop = build_population(
+            at, models, loss, device, "sequential", facts=facts, tokens=bundle.task == "tokens"
+        )
         rows += record(pop, layer_types(facts.widths), batches, spec.seeds, width)
     data = summarize(rows)
     spec.output_dir.mkdir(parents=True, exist_ok=True)

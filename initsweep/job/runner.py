@@ -136,6 +136,7 @@ def _run(specs: list[JobSpec], until_init: bool) -> list[Result]:
             for spec, job_facts, opt in zip(jobs, facts, optimizers)
             for _ in spec.seeds
         ],
+        tokens=bundle.task == "tokens",
     )
     loop_cfg = loop_config(first, loss)
     assignments = [a for job_assignments in assignments for a in job_assignments]

@@ -44,11 +44,15 @@ def resolve_loss(task: str, loss: str) -> str:
     return loss
 
 
-def loss_fn(loss: str, huber_delta: float = 1.0) -> Callable[[Tensor, Tensor], Tensor]:
-    """``f(output [..., N, K], target [N]) -> mean loss over N`` (leading copy dims kept).
+def loss_fn(
+    loss: str, huber_delta: float = 1.0, tokens: bool = False
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """``f(output [..., N, K], target [N]) -> mean loss over N`` (leading copy dims kept; a
+    target ``[M, N]`` is each of M copies' own batch).
 
-    Per-token targets ``[N, T]`` (task tokens) take outputs ``[..., N, T, K]``: the mean is over
-    the scored tokens (those not :data:`IGNORE_INDEX`), as ``F.cross_entropy(ignore_index=-100)``.
+    With ``tokens`` (task tokens) targets are ``[..., N, T]`` and outputs ``[..., N, T, K]``: the
+    mean is over the scored tokens (those not :data:`IGNORE_INDEX`), as
+    ``F.cross_entropy(ignore_index=-100)``.
     """
 
     def per_sample(out: Tensor, y: Tensor) -> Tensor:
@@ -71,12 +75,12 @@ def loss_fn(loss: str, huber_delta: float = 1.0) -> Callable[[Tensor, Tensor], T
         return F.huber_loss(out, y, reduction="none", delta=huber_delta)
 
     def mean(out: Tensor, y: Tensor) -> Tensor:
-        if y.dim() == 1:
+        if not tokens:
             return per_sample(out, y).mean(-1)
-        # tokens: weigh by the scored mask rather than index by it (no host sync per step)
-        keep = (y != IGNORE_INDEX).flatten()
-        losses = per_sample(out.flatten(-3, -2), y.flatten().clamp_min(0))
-        return (losses * keep).sum(-1) / keep.sum()
+        # weigh by the scored mask rather than index by it (no host sync per step)
+        keep = y != IGNORE_INDEX
+        losses = per_sample(out, y.clamp_min(0)) * keep
+        return losses.sum((-2, -1)) / keep.sum((-2, -1))
 
     return mean
 
@@ -107,7 +111,7 @@ def evaluate(
     outputs: Tensor, y: Tensor, task: str, loss: str, huber_delta: float
 ) -> dict[str, Tensor]:
     """Metrics of one copy's outputs ``[N, K]`` on targets ``[N]``, as 0-dim device tensors."""
-    metrics = {"loss": loss_fn(loss, huber_delta)(outputs, y)}
+    metrics = {"loss": loss_fn(loss, huber_delta, task == "tokens")(outputs, y)}
     if task == "tokens":  # the share of scored tokens predicted right
         keep = y != IGNORE_INDEX
         metrics["acc"] = ((outputs.argmax(-1) == y) & keep).double().sum() / keep.sum()
