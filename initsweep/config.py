@@ -144,8 +144,9 @@ class JobConfig:
     allow_targets: Any = key(factory=list, volatile=True)  # what a config may build, not compute
     report: Any = key(None, volatile=True)  # read by initsweep-report only
     paths: Any = key(None, volatile=True, per_job=True)  # where a job reads and writes
-    # the launcher's (a job may resume on another cluster or locally)
-    resources: Any = key(None, volatile=True)
+    # the launcher's (a job may resume on another cluster or locally); a dict, not None, so
+    # that this schema, merged after hydra/launcher=slurm, keeps what that config set
+    resources: Any = key(factory=dict, volatile=True)
     search: Optional[SearchConfig] = key(None, per_job=True, arm=False)  # noqa: UP045
     arm: Any = None  # arm=<name>: a named arm that sets several keys at once (conf/arm/)
     # initsweep-probe coord_check=on: widths and steps of the coordinate check (initsweep.job.coord)

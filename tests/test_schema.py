@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 
 import initsweep.config as config
@@ -153,3 +154,12 @@ def test_a_key_added_where_no_schema_has_it_is_refused(make_cfg, tmp_path):
             run(make_cfg(*QUICK, "tracker=wandb", override))
         assert str(err.value) == line
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_the_root_schema_keeps_what_a_launcher_config_sets_globally():
+    # hydra/launcher=slurm sets `resources` in the global package; the root schema merges after
+    # it (schema/job heads train.yaml's defaults) and must not replace it
+    with initialize_config_dir(config_dir=str(config.CONF_DIR)):
+        cfg = compose("train", ["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.resources.timeout_min == 120
+    assert cfg.hydra.launcher.timeout_min == 120
