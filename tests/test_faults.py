@@ -271,7 +271,9 @@ def _full_disk_run(tmp_path: Path, how: str) -> tuple[subprocess.CompletedProces
     try:
         res = subprocess.run(
             [sys.executable, "-m", "initsweep", "trainer.epochs=2", "trainer.progress=false"]
-            + [f"hydra.run.dir={out}"],
+            # the disk fills on the largest write, the checkpoint's temporary file, whose removal
+            # leaves room for status.json (status is best effort: a disk full to the byte has none)
+            + [f"hydra.run.dir={out}", "trainer.checkpoint_every=1"],
             cwd=REPO,
             capture_output=True,
             text=True,
