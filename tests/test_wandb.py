@@ -98,9 +98,12 @@ def test_wandb_prints_nothing_of_its_own_by_default(sweep):
 
 
 @pytest.mark.slow
-def test_quiet_false_gives_wandbs_own_lines_back(make_cfg, tmp_path, capfd):
-    job.run(make_cfg("tracker=wandb", "tracker.wandb.quiet=false", "seeds=[0]", *TINY[1:]))
-    lines = wandb_lines("".join(capfd.readouterr()))
+def test_quiet_false_gives_wandbs_own_lines_back(tmp_path):
+    # a process of its own: W&B sets its terminal up once per process, from its first run
+    res = run_cli("tracker=wandb", "tracker.wandb.quiet=false", "seeds=[0]", *TINY[1:],
+                  "trainer.progress=false", f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    lines = wandb_lines(res.stdout + res.stderr)
     assert len(lines) == 3, lines
     assert any("saved locally" in line for line in lines)
 
