@@ -110,6 +110,19 @@ def test_the_readme_stays_a_front_door():
     assert len((REPO / "README.md").read_text().splitlines()) <= 160
 
 
+def test_the_readmes_scheme_table_names_registered_schemes_with_their_papers():
+    from initsweep.init import list_schemes
+    from initsweep.init.registry import get_scheme
+
+    readme = (REPO / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| .+ \| (\w+) [^|]*(\d{4}) \|$", readme, re.M)
+    assert len(rows) == 8
+    for name, author, year in rows:
+        assert name in list_schemes()
+        doc = get_scheme(name).__doc__ or ""
+        assert author in doc and year in doc, (name, author, year)
+
+
 def _within(shown, real) -> bool:
     """Every key the docs show is in the real file with the same value (the docs may omit)."""
     if isinstance(shown, dict):
