@@ -17,7 +17,7 @@ from initsweep.errors import ConfigError
 from initsweep.report.compare import analyse, comparison_section, section
 from initsweep.report.compare.contrast import paired, seeds_needed, unpaired
 from initsweep.report.compare.section import seeds_statement
-from initsweep.report.compare.verdict import sentence
+from initsweep.report.compare.verdict import sentence, verdict_cell
 from initsweep.report.jobs import Job
 from tests.conftest import run_cli
 from tests.test_speed import job_records
@@ -46,7 +46,7 @@ def fake_job(overrides, taus, *, data_seed=0, diverge=(), steps=40, per_epoch=10
         }
         for s in taus
     ]
-    live = [s["metrics"]["val/loss"] for s in seeds if not s["diverged"]]
+    live = [s["metrics"]["val/loss"] for s in seeds if not s["diverged"]] or [math.nan]
     summary = {
         "status": "finished",
         "objective": {"metric": "val/loss", "direction": "minimize", "value": np.mean(live)},
@@ -162,6 +162,22 @@ def test_a_grid_answers_both_factors_against_their_default_baselines():
     assert "under each of the 3 levels of init" in text and len(text) < 250
 
 
+def test_a_factor_is_judged_where_both_arms_have_values_and_a_diverged_arm_is_counted():
+    # He's init diverges at both depths; depth is still judged, within fixup
+    jobs = [
+        fake_job([f"init={init}", f"model.depth={d}"], taus(12, effect=e * (init == "fixup") + 1),
+                 diverge=SEEDS if init == "kaiming_normal" else ())
+        for init in ("kaiming_normal", "fixup") for d, e in ((32, 0), (100, 0.2))
+    ]  # fmt: skip
+    a = analyse(jobs, baseline=["init=kaiming_normal"])
+    depth, fixup = (
+        row(a, "val/loss_final", "model.depth=100"),
+        row(a, "val/loss_final", "init=fixup"),
+    )
+    assert depth.contrast.paired and depth.contrast.n == (6, 6) and depth.change()[0] > 0
+    assert fixup.contrast is None and verdict_cell(fixup) == "no values: diverged 12/12 vs 0/12"
+
+
 def test_the_interaction_is_statsmodels_repeated_measures_anova_on_the_log_values():
     jobs = grid(bias_effect=(0.6, 0.9, 1.0))  # the prior bias helps kaiming most
     a = analyse(jobs)
@@ -227,7 +243,7 @@ def test_a_bad_baseline_fails_in_one_line_listing_the_choices(bad):
 def test_section_writes_the_verdict_table_csv_and_forest_plot(tmp_path):
     md, page, files = comparison_section(grid(), tmp_path)
     assert {f.name for f in files} == {"comparison.csv", "speed.csv", "forest.png"}
-    rows = list(csv.DictReader(open(tmp_path / "comparison.csv")))
+    rows = list(csv.DictReader((tmp_path / "comparison.csv").read_text().splitlines()))
     table = [r for r in rows if not r["context"]]
     # the CSV holds the verdict table's rows: the primary table's and the other metrics'
     verdicts, others = md.split("### Each level in each context")[0].split("### Other metrics")

@@ -132,12 +132,14 @@ def contrast_of(row, pairs: list[tuple[tuple, Job, Job]], measures: Measures) ->
                 row.contexts.append((label, contrast.paired(b[:, 0] - a[:, 0], a, b)))
             else:
                 row.contexts.append((label, contrast.unpaired([(_finite(vb, t), _finite(vl, t))])))
-        if paired_all and len(seed_sets) == 1:  # D_s: the seed's change, averaged over contexts
-            a, b = _by_seed(sides, list(seed_sets.pop()), t)
+        # the contexts where both arms have a value (an arm whose every seed diverged has none)
+        live = [side for side in sides if _finite(side[1], t).size and _finite(side[2], t).size]
+        if paired_all and len(seed_sets) == 1 and live:  # D_s: the seed's change over contexts
+            a, b = _by_seed(live, list(seed_sets.pop()), t)
             d = (b - a).mean(axis=1)
-            row.contrast = contrast.paired(d, a.mean(axis=1), b.mean(axis=1), len(sides))
+            row.contrast = contrast.paired(d, a.mean(axis=1), b.mean(axis=1), len(live))
         else:
-            pairs_ = [(_finite(vb, t), _finite(vl, t)) for _, vb, vl in sides]
+            pairs_ = [(_finite(vb, t), _finite(vl, t)) for _, vb, vl in live or sides]
             row.contrast = contrast.unpaired(pairs_)
     if not any(c.n[0] and c.n[1] for _, c in row.contexts):
         row.contrast = None

@@ -123,6 +123,9 @@ def verdict_cell(row: Row) -> str:
         return f"clear: {direction_word(row, change)}"
     if row.kind == EXACT:
         return "identical" if change == 0 else f"exact: {direction_word(row, change)} (no spread)"
+    if row.kind == NONE and any(row.n_diverged):
+        (db, dl), (nb, nl) = row.n_diverged, row.n_seeds
+        return f"no values: diverged {db}/{nb} vs {dl}/{nl}"
     return {
         NOT_CLEAR: "not clear",
         ESTIMATE: "estimate",
