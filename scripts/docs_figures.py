@@ -6,7 +6,7 @@ on it, and copies every figure the report made to ``docs/assets/tutorials/<study
 writes ``docs/_generated/tutorial-<study>.md``: the figures with captions, the report's terminal
 table and how long the twin took, which ``docs/tutorials/<study>.md`` includes.
 
-    python scripts/docs_figures.py                    # every twin (about 15 min on 2 busy cores)
+    python scripts/docs_figures.py                    # every twin (about a minute on 2 cores)
     python scripts/docs_figures.py --only lstm_forget_bias
 
 Run it after a change that moves a study's numbers; commit the PNGs and the generated pages.
@@ -32,6 +32,7 @@ CAPTIONS = {
     "curves.png": "Training and validation curves, mean ± std over seeds, one line per arm.",
     "loss_at_init.png": "Loss at step 0: every seed measured against the loss theory expects.",
     "weights_at_init.png": "Weight histograms at init against the scheme's theoretical density.",
+    "weights_over_training.png": "Weight histograms of one seed per arm, one ridge per logged epoch.",
     "signal_propagation.png": "Pre-activation std by depth at init, every arm.",
     "finals.png": "Final metrics, each seed a point.",
     "forest.png": "Each arm against the baseline: ratio and interval over seeds (forest plot).",
@@ -43,8 +44,11 @@ REPORT = "import sys; from initsweep.cli import report; report(sys.argv[1:])"  #
 
 
 def studies() -> list[str]:
-    """The studies that have an embedded twin, by name (without ``_twin``)."""
-    return sorted(p.stem.removesuffix("_twin") for p in EXPERIMENTS.glob("*_twin.yaml"))
+    """The studies that have an embedded twin and a tutorial page, by name (without ``_twin``);
+    the residual checks' twins are tested, and their page draws from full runs
+    (``scripts/residual_checks.py``)."""
+    twins = (p.stem.removesuffix("_twin") for p in EXPERIMENTS.glob("*_twin.yaml"))
+    return sorted(s for s in twins if (REPO / "docs" / "tutorials" / f"{s}.md").exists())
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
