@@ -238,9 +238,13 @@ def test_an_interrupted_search_fails_and_requeues_its_running_trial(tmp_path):
     proc = start(tmp_path, "-m", "search=gain", "trainer.epochs=300", "search.pruner=null")
     wait_for(tmp_path / "sweep" / "0" / "metrics.jsonl", proc)
     proc.send_signal(signal.SIGTERM)  # a scheduler's stop, or Ctrl-C
-    assert ended(proc, tmp_path) == 128 + signal.SIGTERM
+    code = ended(proc, tmp_path)
+    log = (tmp_path / "sweep.log").read_text()  # what a failure shows (CI failed here once)
+    assert code == 128 + signal.SIGTERM, log
+    states = [(t.number, t.state.name) for t in trials(tmp_path)]
+    assert len(states) == 2, (states, log)
     interrupted, queued = trials(tmp_path)
-    assert interrupted.state == TrialState.FAIL  # not left RUNNING
+    assert interrupted.state == TrialState.FAIL, (states, log)  # not left RUNNING
     assert "interrupted" in interrupted.user_attrs["fail_reason"]
     assert queued.state == TrialState.WAITING and queued.params == interrupted.params
 
