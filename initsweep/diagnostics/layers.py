@@ -134,8 +134,10 @@ def layer_report(
     huber_delta: float,
     assignment: list[dict[str, Any]],
     facts: ModelFacts | None = None,
+    tokens: bool = False,
 ) -> list[dict[str, Any]]:
-    """One row per weight of ``model`` (see the module docstring) on the batch ``(x, y)``."""
+    """One row per weight of ``model`` (see the module docstring) on the batch ``(x, y)``;
+    ``tokens``: the targets are per token (task tokens)."""
     by_param = {a["param"]: a for a in assignment}
     facts = facts or model_facts(model)
     activation, output = facts.activation, facts.output_layer
@@ -155,7 +157,7 @@ def layer_report(
     model.eval()
     try:
         with torch.enable_grad():
-            batch_loss = loss_fn(loss, huber_delta, tokens=y.dim() > 1)(model(x), y)  # one model
+            batch_loss = loss_fn(loss, huber_delta, tokens)(model(x), y)
             grads = torch.autograd.grad(batch_loss, [p for _, p in weights], allow_unused=True)
     finally:
         for h in handles:

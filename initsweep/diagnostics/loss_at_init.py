@@ -75,6 +75,7 @@ def step0_report(
 
     measured = measured or eval_split(pop, bundle.x_train, bundle.y_train, bundle, cfg)
     x, y = diagnostic_batch(bundle, cfg.data_seed)
+    tokens = bundle.task == "tokens"
     rows = []
     for i, (seed, meas, assignment) in enumerate(zip(seeds, measured, assignments)):
         model = pop.module(i)
@@ -87,7 +88,9 @@ def step0_report(
                 "measured_loss": meas["loss"],
                 "excess": meas["loss"] - expected,  # from random output weights: a diagnostic
                 "assignment": assignment,
-                "layers": layer_report(model, x, y, cfg.loss, cfg.huber_delta, assignment, facts),
+                "layers": layer_report(
+                    model, x, y, cfg.loss, cfg.huber_delta, assignment, facts, tokens
+                ),
             }
         )
     report = {"loss": cfg.loss, "task": bundle.task, "seeds": rows}
