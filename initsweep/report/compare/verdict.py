@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from initsweep.report.compare.contrast import MIN_SEEDS, POWER
+from initsweep.report.compare.contrast import MIN_SEEDS
 from initsweep.report.compare.engine import (
     CHANCE,
     CLEAR,
@@ -232,7 +232,3 @@ def ranking_line(analysis: Analysis, ranks: dict[str, list[tuple[str, float]]]) 
         f"Ranking on {what} ({better(analysis.primary_metric)} is better, change against "
         f"the baseline): " + "; ".join(parts) + "."
     )
-
-
-def power_note() -> str:
-    return f"seeds for {POWER:.0%} power"
